@@ -1,0 +1,80 @@
+package wire
+
+import "time"
+
+// The profile's limits in one place (PROFILE.md §P12-§P18). Each carries its
+// reason; changing one changes the wire profile.
+const (
+	// MaxFrameSize bounds one frame on any transport, header and trailer
+	// included. TCP readers check the length prefix against it before
+	// reading the body; larger messages are fragmented.
+	MaxFrameSize = 1 << 20
+
+	// LengthPrefixSize is the big-endian uint32 length that precedes each
+	// frame on stream transports (TCP). Message transports (NATS,
+	// WebSocket, Matrix) carry one frame per message and no prefix.
+	LengthPrefixSize = 4
+
+	// FragmentHeaderSize is the fragment sub-header (message-id u32,
+	// index u16, total u16) that follows the header when F=1.
+	FragmentHeaderSize = 8
+
+	// MaxFragments bounds the fragments of one message: 1024 fragments of a
+	// full frame cover far more than MaxMessageSize.
+	MaxFragments = 1024
+
+	// MaxMessageSize bounds one reassembled (and one decompressed) message.
+	// It is what a Raspberry Pi can hold per message without strain.
+	MaxMessageSize = 8 << 20
+
+	// MaxPendingMessages bounds the messages under reassembly per session.
+	MaxPendingMessages = 8
+
+	// MaxReassemblyBytes bounds the bytes buffered for reassembly per
+	// session, all pending messages together.
+	MaxReassemblyBytes = 16 << 20
+
+	// ReassemblyTimeout drops a message whose fragments did not all arrive
+	// in time; its buffered bytes are freed.
+	ReassemblyTimeout = 30 * time.Second
+
+	// MaxDecompressedSize caps what one compressed payload may expand to
+	// (decompression-bomb guard).
+	MaxDecompressedSize = MaxMessageSize
+
+	// TimestampSkew is the ±5 minutes of draft §10.2, measured against the
+	// clock offset seen at the handshake.
+	TimestampSkew = 5 * time.Minute
+
+	// RejectAfterMessages: a key epoch seals at most this many frames per
+	// direction (counters 0 .. 2^32-2). Counter 2^32-1 is never used, so a
+	// nonce never repeats under one key (review #15, #16).
+	RejectAfterMessages = 1<<32 - 1
+
+	// RekeyAfterMessages: the session layer rotates well before the hard
+	// limit so that traffic never stalls on it.
+	RekeyAfterMessages = 1<<32 - 1<<24
+
+	// RekeyAfterTime is draft §5.2's 24 hours: rotate the key epoch.
+	RekeyAfterTime = 24 * time.Hour
+
+	// RejectAfterTime: a sender refuses to seal with an epoch older than
+	// this; the receiver refuses frames of such an epoch. The extra time
+	// lets a rotation in flight complete.
+	RejectAfterTime = RekeyAfterTime + 10*time.Minute
+
+	// PreviousEpochGrace keeps the previous epoch's receive key after a
+	// rotation, for frames reordered across it.
+	PreviousEpochGrace = 2 * time.Minute
+
+	// ReplayWindow is the number of counters below the largest accepted one
+	// that may still arrive out of order (WireGuard's value, RFC 6479).
+	ReplayWindow = 8192 - 64
+
+	// TicketLifetime bounds a resumption ticket (review #18).
+	TicketLifetime = 7 * 24 * time.Hour
+
+	// TicketSize is the profile's resumption ticket: key-id 4, nonce 12,
+	// sealed plaintext 64, GCM tag 16.
+	TicketSize = 4 + 12 + 64 + 16
+)
