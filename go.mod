@@ -1,6 +1,6 @@
 module github.com/myclerk/myclerk-bridge
 
-go 1.26
+go 1.26.0
 
 require (
 	github.com/klauspost/compress v1.20.4 // indirect
@@ -8,4 +8,5 @@ require (
 	github.com/vmihailenco/msgpack/v5 v5.4.1 // indirect
 	github.com/vmihailenco/tagparser/v2 v2.0.0 // indirect
 	golang.org/x/crypto v0.59.0 // indirect
+	golang.org/x/sys v0.50.0 // indirect
 )
