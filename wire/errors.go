@@ -92,7 +92,7 @@ var (
 	ErrTier            = &Error{CodeUnsupported, "unknown security tier"}
 	ErrEncryptedBelow3 = &Error{CodeBadRequest, "E flag set below tier 3"}
 	ErrTier0Outside    = &Error{CodeBadRequest, "tier 0 frame outside a sealed frame"}
-	ErrCRC             = &Error{CodeBadRequest, "CRC-16 mismatch"}
+	ErrCRC             = &Error{CodeBadRequest, "CRC-16 or handshake digest mismatch"}
 	ErrAuth            = &Error{CodeUnauthorized, "authentication failed"}
 	ErrReplay          = &Error{CodeUnauthorized, "replayed or too old counter"}
 	ErrStale           = &Error{CodeUnauthorized, "timestamp outside the allowed skew"}

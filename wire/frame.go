@@ -1,6 +1,8 @@
 package wire
 
 import (
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/binary"
 	"slices"
 )
@@ -130,4 +132,62 @@ func ParseTier0(b []byte) (compressed bool, payload []byte, err error) {
 		return false, nil, ErrFragment
 	}
 	return h.Compressed, b[1:], nil
+}
+
+// Handshake reports whether op travels in a handshake frame: SESSION_INIT,
+// SESSION_ACK, SESSION_RESUME and SESSION_RESUMED (PROFILE.md §P24).
+func (op Op) Handshake() bool {
+	return op == OpSessionInit || op == OpSessionAck || op == OpSessionResume || op == OpSessionResumed
+}
+
+// AppendHandshake appends a handshake frame to dst: a Tier 4 frame with E=0
+// and F=0 whose header carries the sender's ephemeral public key and whose
+// 16-byte trailer is the first 16 bytes of SHA-256 over the rest of the
+// frame. No key exists yet, so the trailer only detects corruption, like
+// the Tier 2 CRC; the handshake is authenticated by the transcript hash that
+// every traffic key is bound to (PROFILE.md §P6, §P24). The caller sets
+// h.Op, h.SessionID, h.Timestamp and h.PublicKey; Sequence, Nonce, KeyID and
+// the flags must be zero.
+func AppendHandshake(dst []byte, h *Header, payload []byte) ([]byte, error) {
+	if err := checkHandshake(h); err != nil {
+		return dst, err
+	}
+	size := FrameSize(Tier4, false, len(payload))
+	if size > MaxFrameSize {
+		return dst, ErrTooLarge
+	}
+	start := len(dst)
+	dst = slices.Grow(dst, size)
+	dst, _ = h.AppendTo(dst)
+	dst = append(dst, payload...)
+	sum := sha256.Sum256(dst[start:])
+	return append(dst, sum[:TagSize]...), nil
+}
+
+// ParseHandshake parses a handshake frame and checks its digest trailer.
+func ParseHandshake(b []byte) (Frame, error) {
+	f, err := Parse(b)
+	if err != nil {
+		return f, err
+	}
+	if err := checkHandshake(&f.Header); err != nil {
+		return f, err
+	}
+	sum := sha256.Sum256(b[:len(b)-TagSize])
+	if subtle.ConstantTimeCompare(sum[:TagSize], f.Trailer) != 1 {
+		return f, ErrCRC
+	}
+	return f, nil
+}
+
+func checkHandshake(h *Header) error {
+	switch {
+	case h.Tier != Tier4:
+		return ErrWrongTier
+	case !h.Op.Handshake():
+		return ErrMalformed
+	case h.Encrypted || h.Compressed || h.Fragmented || h.Sequence != 0 || h.Nonce != 0 || h.KeyID != 0:
+		return ErrMalformed
+	}
+	return nil
 }

@@ -29,7 +29,7 @@ func fuzzSeeds() [][]byte {
 	seeds = append(seeds, p1, p2,
 		[]byte{0x00}, []byte{0x04, 'x'}, []byte{0xff}, []byte{0x30, 0, 0, 0}, []byte{0x09, 0, 0, 0},
 		[]byte{0x0a, 0, 0, 0, 0, 0, 0, 0, 0, 5, 0, 3}, // fragment index past total
-		[]byte{0x28})                                // tier 5, truncated
+		[]byte{0x28}) // tier 5, truncated
 	return seeds
 }
 

@@ -101,6 +101,23 @@ func NewSealer(s *SessionSecrets, dir Direction, now time.Time) *Sealer {
 	}
 }
 
+// MaxStartEpoch bounds the epoch NewSealerAt and NewOpenerAt start at: each
+// epoch is one HKDF step from the session key. At one rotation a day it is
+// 179 years.
+const MaxStartEpoch = 1 << 16
+
+// NewSealerAt returns a sealer at key epoch ep whose next frame uses
+// counter: for tools, test vectors and state restored after a restart.
+func NewSealerAt(s *SessionSecrets, dir Direction, ep uint32, counter uint64, now time.Time) (*Sealer, error) {
+	if ep > MaxStartEpoch {
+		return nil, ErrUnknownEpoch
+	}
+	sl := NewSealer(s, dir, now)
+	sl.cur = newEpoch(EpochKey(s.SessionKey, ep), ep, s.TranscriptHash, dir, now)
+	sl.counter = counter
+	return sl, nil
+}
+
 // Epoch returns the current key epoch.
 func (s *Sealer) Epoch() uint32 { return s.cur.n }
 
@@ -240,6 +257,20 @@ func NewOpener(s *SessionSecrets, dir Direction, now time.Time) *Opener {
 		peerPub: s.senderKey(dir),
 		cur:     newEpoch(s.SessionKey, 0, s.TranscriptHash, dir, now),
 	}
+}
+
+// NewOpenerAt returns an opener at key epoch ep; when any is set it has
+// already accepted counter largest (which steers counter recovery).
+func NewOpenerAt(s *SessionSecrets, dir Direction, ep uint32, largest uint64, any bool, now time.Time) (*Opener, error) {
+	if ep > MaxStartEpoch {
+		return nil, ErrUnknownEpoch
+	}
+	o := NewOpener(s, dir, now)
+	o.cur = newEpoch(EpochKey(s.SessionKey, ep), ep, s.TranscriptHash, dir, now)
+	if any {
+		o.cur.filter.Accept(largest)
+	}
+	return o, nil
 }
 
 // Epoch returns the current receive epoch.

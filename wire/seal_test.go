@@ -292,3 +292,50 @@ func TestNoStateChangeOnReject(t *testing.T) {
 		t.Errorf("genuine frame after forgeries: %v", err)
 	}
 }
+
+func TestHandshakeFrames(t *testing.T) {
+	h := Header{Tier: Tier4, Op: OpSessionInit, Timestamp: 1234}
+	h.PublicKey[0] = 9
+	b, err := AppendHandshake(nil, &h, []byte("payload"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := ParseHandshake(b)
+	if err != nil || string(f.Body) != "payload" || f.Header.PublicKey[0] != 9 {
+		t.Fatalf("parse: %+v %v", f, err)
+	}
+	for i := range b {
+		c := bytes.Clone(b)
+		c[i] ^= 4
+		if _, err := ParseHandshake(c); err == nil {
+			t.Fatalf("corruption at byte %d not detected", i)
+		}
+	}
+	for _, bad := range []Header{
+		{Tier: Tier3, Op: OpSessionInit},
+		{Tier: Tier4, Op: OpDeviceList},
+		{Tier: Tier4, Op: OpSessionAck, Encrypted: true},
+		{Tier: Tier4, Op: OpSessionAck, KeyID: 1},
+	} {
+		if _, err := AppendHandshake(nil, &bad, nil); err == nil {
+			t.Errorf("handshake frame %+v accepted", bad)
+		}
+	}
+}
+
+func TestSealerOpenerAt(t *testing.T) {
+	sec := testSecrets(4)
+	s, err := NewSealerAt(sec, ResponderToInitiator, 3, 70_000, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := seal(t, s, Tier3, true, []byte("at"), t0)
+	o, _ := NewOpenerAt(sec, ResponderToInitiator, 3, 69_990, true, t0)
+	got, err := o.Open(nil, b, t0)
+	if err != nil || got.Counter != 70_000 || got.Epoch != 3 {
+		t.Fatalf("%+v %v", got, err)
+	}
+	if _, err := NewSealerAt(sec, ResponderToInitiator, MaxStartEpoch+1, 0, t0); err == nil {
+		t.Error("huge start epoch accepted")
+	}
+}
