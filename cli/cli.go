@@ -1,0 +1,61 @@
+// Package cli holds the subcommands of the myclerk-bridge binary. main.go
+// only hands it the process's arguments and streams.
+package cli
+
+import (
+	"fmt"
+	"io"
+	"runtime/debug"
+)
+
+// Env is what a subcommand may touch of the process.
+type Env struct {
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+}
+
+const usage = `myclerk-bridge: the MyClerk Protocol node and Matrix bridge
+
+Usage:
+  myclerk-bridge frame decode [flags] [FRAME]   describe a frame (hex or base64) as JSON
+  myclerk-bridge frame encode [flags] [JSON]    build a frame from its JSON description
+  myclerk-bridge frame vectors [-dir DIR]       write the test vectors
+  myclerk-bridge version                        print the version
+
+Run "myclerk-bridge frame decode -h" for the flags of a subcommand.
+`
+
+// Main runs the subcommand named by args and returns the exit status.
+func Main(args []string, env Env) (code int) {
+	defer func() {
+		// A bug must still end in one line and a non-zero status.
+		if r := recover(); r != nil {
+			fmt.Fprintf(env.Stderr, "myclerk-bridge: internal error: %v\n", r)
+			code = 70
+		}
+	}()
+	if len(args) == 0 {
+		fmt.Fprint(env.Stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "frame":
+		return frameMain(args[1:], env)
+	case "version":
+		fmt.Fprintln(env.Stdout, version())
+		return 0
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(env.Stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(env.Stderr, "myclerk-bridge: unknown command %q\n%s", args[0], usage)
+	return 2
+}
+
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return "myclerk-bridge " + bi.Main.Version
+	}
+	return "myclerk-bridge (devel)"
+}
