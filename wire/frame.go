@@ -191,3 +191,28 @@ func checkHandshake(h *Header) error {
 	}
 	return nil
 }
+
+// AppendLengthPrefix appends the 4-byte big-endian length that precedes a
+// frame of n bytes on a stream transport (PROFILE.md §P12).
+func AppendLengthPrefix(dst []byte, n int) ([]byte, error) {
+	if n < 1 || n > MaxFrameSize {
+		return dst, ErrTooLarge
+	}
+	return binary.BigEndian.AppendUint32(dst, uint32(n)), nil
+}
+
+// ParseLengthPrefix reads a stream transport's length prefix and checks it
+// before anything is allocated: 0 is malformed, over MaxFrameSize too large.
+func ParseLengthPrefix(b []byte) (int, error) {
+	if len(b) < LengthPrefixSize {
+		return 0, ErrTruncated
+	}
+	n := binary.BigEndian.Uint32(b)
+	switch {
+	case n == 0:
+		return 0, ErrTruncated
+	case n > MaxFrameSize:
+		return 0, ErrTooLarge
+	}
+	return int(n), nil
+}

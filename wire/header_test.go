@@ -295,3 +295,25 @@ func TestErrorCodes(t *testing.T) {
 		t.Error("CodeOf through wrapping")
 	}
 }
+
+func TestLengthPrefix(t *testing.T) {
+	b, err := AppendLengthPrefix(nil, 300)
+	if err != nil || hex.EncodeToString(b) != "0000012c" {
+		t.Fatalf("%x %v", b, err)
+	}
+	if n, err := ParseLengthPrefix(b); n != 300 || err != nil {
+		t.Fatalf("%d %v", n, err)
+	}
+	for in, want := range map[string]error{"00000000": ErrTruncated, "00100001": ErrTooLarge, "ffffffff": ErrTooLarge, "0001": ErrTruncated} {
+		b, _ := hex.DecodeString(in)
+		if _, err := ParseLengthPrefix(b); !errors.Is(err, want) {
+			t.Errorf("%s: %v, want %v", in, err, want)
+		}
+	}
+	if _, err := ParseLengthPrefix([]byte{0, 0x10, 0, 0}); err != nil {
+		t.Errorf("MaxFrameSize refused: %v", err)
+	}
+	if _, err := AppendLengthPrefix(nil, MaxFrameSize+1); !errors.Is(err, ErrTooLarge) {
+		t.Error("oversized prefix encoded")
+	}
+}
