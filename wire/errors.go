@@ -104,6 +104,7 @@ var (
 	ErrMalformed       = &Error{CodeBadRequest, "malformed payload"}
 	ErrFragment        = &Error{CodeBadRequest, "invalid fragment"}
 	ErrReassembly      = &Error{CodeTooLarge, "reassembly limit reached"}
+	ErrReassemblyTime  = &Error{CodeTimeout, "reassembly timed out"}
 	ErrDecompress      = &Error{CodeBadRequest, "decompression failed"}
 	ErrDecompressLimit = &Error{CodeTooLarge, "decompressed size over the limit"}
 	ErrTicket          = &Error{CodeInvalidSession, "invalid or expired ticket"}
