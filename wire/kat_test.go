@@ -150,3 +150,18 @@ func TestKeySchedule(t *testing.T) {
 		t.Fatal("resumed session key equals the original")
 	}
 }
+
+func TestGenerateKeyUsesCallerRandomness(t *testing.T) {
+	r := bytes.NewReader(unhex(t, "77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a"))
+	k, err := GenerateKey(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// RFC 7748 §6.1: Alice's public key.
+	if hex.EncodeToString(k.PublicKey().Bytes()) != "8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a" {
+		t.Fatal("GenerateKey ignored the reader")
+	}
+	if _, err := GenerateKey(bytes.NewReader([]byte{1, 2, 3})); err == nil {
+		t.Fatal("short randomness accepted")
+	}
+}

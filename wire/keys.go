@@ -37,10 +37,16 @@ const (
 	labelResumption = "myclerk-v0 resumption"
 )
 
-// GenerateKey returns a new ephemeral X25519 private key read from rand
-// (crypto/rand.Reader in production; a fixed reader in test vectors).
+// GenerateKey returns a new ephemeral X25519 private key made of 32 bytes
+// read from rand (crypto/rand.Reader in production). It reads the bytes
+// itself because ecdh's GenerateKey ignores its reader since Go 1.26, and
+// the caller's randomness is what the caller must get.
 func GenerateKey(rand io.Reader) (*ecdh.PrivateKey, error) {
-	return ecdh.X25519().GenerateKey(rand)
+	var b [KeySize]byte
+	if _, err := io.ReadFull(rand, b[:]); err != nil {
+		return nil, err
+	}
+	return ecdh.X25519().NewPrivateKey(b[:])
 }
 
 // SharedSecret is X25519(priv, peer) (RFC 7748 §6.1). It rejects a peer
