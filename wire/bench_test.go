@@ -38,7 +38,7 @@ func BenchmarkSealOpen(b *testing.B) {
 				s, o := pair(t0)
 				payload := make([]byte, sz.n)
 				frame := make([]byte, 0, FrameSize(tier, false, sz.n))
-				plain := make([]byte, 0, sz.n)
+				plain := make([]byte, 0, cap(frame)) // Open's documented room: len(frame)
 				h := Header{Tier: tier, Encrypted: true, Op: OpStreamData, SessionID: 1}
 				b.SetBytes(int64(sz.n))
 				b.ReportAllocs()
@@ -97,8 +97,8 @@ func TestZeroAllocs(t *testing.T) {
 		for _, enc := range []bool{true, false} {
 			s, o := pair(t0)
 			payload := make([]byte, 1024)
-			frame := make([]byte, 0, 2048)
-			plain := make([]byte, 0, 2048)
+			frame := make([]byte, 0, FrameSize(tier, false, len(payload)))
+			plain := make([]byte, 0, cap(frame))
 			h := Header{Tier: tier, Encrypted: enc, Op: OpStreamData}
 			seal := func() []byte {
 				f, err := s.Seal(frame[:0], &h, nil, payload, t0)

@@ -284,8 +284,10 @@ func (o *Opener) Largest() (uint64, bool) { return o.cur.filter.Largest() }
 // corrupted frame (or a wrong key), ErrReplay for a counter seen before or
 // too old, ErrStale for a timestamp outside TimestampSkew, ErrUnknownEpoch
 // or ErrKeyExpired for a key epoch the opener cannot use, and the parse
-// errors of Parse. A rejected frame changes no state. When dst has room for
-// the payload, Open does not allocate.
+// errors of Parse. A rejected frame changes no state. Open does not
+// allocate when dst has len(frame) bytes of spare capacity (Tier 5 needs
+// room for the ciphertext and its tag together; the other tiers need room
+// for the payload only).
 func (o *Opener) Open(dst, frame []byte, now time.Time) (Opened, error) {
 	f, err := Parse(frame)
 	if err != nil {
