@@ -105,6 +105,80 @@ func (d *decoder) end() error {
 	return nil
 }
 
+// member is one known member of a payload map: its key, whether it is
+// required, and how its value is read.
+type member struct {
+	key      string
+	required bool
+	read     func(d *decoder, key string) error
+}
+
+// decodeMap decodes b as exactly one map of the payload named what: each
+// known key is read by its member, unknown keys are skipped, and every
+// required member must be present.
+func decodeMap(what string, b []byte, members ...member) error {
+	var d decoder
+	if err := d.open(what, b); err != nil {
+		return err
+	}
+	var seen [MaxEntries]bool
+	for d.more() {
+		k, err := d.key()
+		if err != nil {
+			return err
+		}
+		i := 0
+		for i < len(members) && members[i].key != string(k) {
+			i++
+		}
+		if i == len(members) {
+			err = d.skip()
+		} else {
+			seen[i] = true
+			err = members[i].read(&d, members[i].key)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if err := d.end(); err != nil {
+		return err
+	}
+	for i, m := range members {
+		if m.required && !seen[i] {
+			return d.missing(m.key)
+		}
+	}
+	return nil
+}
+
+// uintInto reads an unsigned integer of at most max into dst.
+func uintInto[T ~uint8 | ~uint16 | ~uint32 | ~uint64](dst *T, max uint64) func(*decoder, string) error {
+	return func(d *decoder, key string) error {
+		u, err := d.uint(key, max)
+		*dst = T(u)
+		return err
+	}
+}
+
+// binInto reads a bin of exactly len(dst) bytes into dst, and sets present.
+func binInto(dst []byte, present *bool) func(*decoder, string) error {
+	return func(d *decoder, key string) error {
+		if present != nil {
+			*present = true
+		}
+		return d.bin(dst, key)
+	}
+}
+
+// capsInto reads a capabilities array into dst.
+func capsInto(dst *[]Capability) func(*decoder, string) error {
+	return func(d *decoder, key string) (err error) {
+		*dst, err = d.caps(key)
+		return err
+	}
+}
+
 // missing reports an absent required member.
 func (d *decoder) missing(key string) error {
 	return d.errf("missing required member %q", key)

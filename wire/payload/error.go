@@ -72,49 +72,21 @@ func (p *Error) AppendMsgpack(dst []byte) ([]byte, error) {
 // Unmarshal decodes b into p, strictly (see the package comment). A
 // present but empty message decodes as an absent one.
 func (p *Error) Unmarshal(b []byte) error {
-	var d decoder
-	if err := d.open(nameError, b); err != nil {
-		return err
-	}
 	var v Error
-	var hasCode, hasRefSeq bool
-	for d.more() {
-		k, err := d.key()
-		if err != nil {
-			return err
-		}
-		var u uint64
-		switch string(k) {
-		case keyCode:
-			hasCode = true
-			u, err = d.uint(keyCode, math.MaxUint8)
-			v.Code = wire.Code(u)
-		case keyRefSeq:
-			hasRefSeq = true
-			u, err = d.uint(keyRefSeq, math.MaxUint32)
-			v.RefSeq = uint32(u)
-		case keyRequiredTier:
+	err := decodeMap(nameError, b,
+		member{keyCode, true, uintInto(&v.Code, math.MaxUint8)},
+		member{keyRefSeq, true, uintInto(&v.RefSeq, math.MaxUint32)},
+		member{keyRequiredTier, false, func(d *decoder, key string) error {
 			v.HasRequiredTier = true
-			u, err = d.uint(keyRequiredTier, uint64(wire.MaxTier))
-			v.RequiredTier = uint8(u)
-		case keyMessage:
-			v.Message, err = d.str(keyMessage, MaxMessageLen)
-		default:
-			err = d.skip()
-		}
-		if err != nil {
+			return uintInto(&v.RequiredTier, uint64(wire.MaxTier))(d, key)
+		}},
+		member{keyMessage, false, func(d *decoder, key string) (err error) {
+			v.Message, err = d.str(key, MaxMessageLen)
 			return err
-		}
+		}},
+	)
+	if err == nil {
+		*p = v
 	}
-	if err := d.end(); err != nil {
-		return err
-	}
-	switch {
-	case !hasCode:
-		return d.missing(keyCode)
-	case !hasRefSeq:
-		return d.missing(keyRefSeq)
-	}
-	*p = v
-	return nil
+	return err
 }

@@ -61,47 +61,17 @@ func (p *SessionInit) AppendMsgpack(dst []byte) ([]byte, error) {
 
 // Unmarshal decodes b into p, strictly (see the package comment).
 func (p *SessionInit) Unmarshal(b []byte) error {
-	var d decoder
-	if err := d.open(nameSessionInit, b); err != nil {
-		return err
-	}
 	var v SessionInit
-	var hasNonce, hasTimestamp bool
-	for d.more() {
-		k, err := d.key()
-		if err != nil {
-			return err
-		}
-		switch string(k) {
-		case keyNonce:
-			hasNonce = true
-			err = d.bin(v.Nonce[:], keyNonce)
-		case keyTimestamp:
-			hasTimestamp = true
-			v.Timestamp, err = d.uint(keyTimestamp, math.MaxUint64)
-		case keyCapabilities:
-			v.Capabilities, err = d.caps(keyCapabilities)
-		case keyDeviceID:
-			v.HasDeviceID = true
-			err = d.bin(v.DeviceID[:], keyDeviceID)
-		default:
-			err = d.skip()
-		}
-		if err != nil {
-			return err
-		}
+	err := decodeMap(nameSessionInit, b,
+		member{keyNonce, true, binInto(v.Nonce[:], nil)},
+		member{keyTimestamp, true, uintInto(&v.Timestamp, math.MaxUint64)},
+		member{keyCapabilities, false, capsInto(&v.Capabilities)},
+		member{keyDeviceID, false, binInto(v.DeviceID[:], &v.HasDeviceID)},
+	)
+	if err == nil {
+		*p = v
 	}
-	if err := d.end(); err != nil {
-		return err
-	}
-	switch {
-	case !hasNonce:
-		return d.missing(keyNonce)
-	case !hasTimestamp:
-		return d.missing(keyTimestamp)
-	}
-	*p = v
-	return nil
+	return err
 }
 
 // SessionAck is the payload of SESSION_ACK (draft §7.2):
@@ -155,52 +125,17 @@ func (p *SessionAck) AppendMsgpack(dst []byte) ([]byte, error) {
 
 // Unmarshal decodes b into p, strictly (see the package comment).
 func (p *SessionAck) Unmarshal(b []byte) error {
-	var d decoder
-	if err := d.open(nameSessionAck, b); err != nil {
-		return err
-	}
 	var v SessionAck
-	var hasSessionID, hasNonce, hasTier bool
-	for d.more() {
-		k, err := d.key()
-		if err != nil {
-			return err
-		}
-		var u uint64
-		switch string(k) {
-		case keySessionID:
-			hasSessionID = true
-			u, err = d.uint(keySessionID, math.MaxUint16)
-			v.SessionID = uint16(u)
-		case keyNonce:
-			hasNonce = true
-			err = d.bin(v.Nonce[:], keyNonce)
-		case keySelectedTier:
-			hasTier = true
-			u, err = d.uint(keySelectedTier, uint64(wire.MaxTier))
-			v.SelectedTier = uint8(u)
-		case keySelectedCapabilities:
-			v.SelectedCapabilities, err = d.caps(keySelectedCapabilities)
-		default:
-			err = d.skip()
-		}
-		if err != nil {
-			return err
-		}
+	err := decodeMap(nameSessionAck, b,
+		member{keySessionID, true, uintInto(&v.SessionID, math.MaxUint16)},
+		member{keyNonce, true, binInto(v.Nonce[:], nil)},
+		member{keySelectedTier, true, uintInto(&v.SelectedTier, uint64(wire.MaxTier))},
+		member{keySelectedCapabilities, false, capsInto(&v.SelectedCapabilities)},
+	)
+	if err == nil {
+		*p = v
 	}
-	if err := d.end(); err != nil {
-		return err
-	}
-	switch {
-	case !hasSessionID:
-		return d.missing(keySessionID)
-	case !hasNonce:
-		return d.missing(keyNonce)
-	case !hasTier:
-		return d.missing(keySelectedTier)
-	}
-	*p = v
-	return nil
+	return err
 }
 
 // SessionResume is the payload of SESSION_RESUME (draft §7.3, review item
@@ -239,49 +174,16 @@ func (p *SessionResume) AppendMsgpack(dst []byte) ([]byte, error) {
 
 // Unmarshal decodes b into p, strictly (see the package comment).
 func (p *SessionResume) Unmarshal(b []byte) error {
-	var d decoder
-	if err := d.open(nameSessionResume, b); err != nil {
-		return err
-	}
 	var v SessionResume
-	var hasOldID, hasTicket, hasNonce bool
-	for d.more() {
-		k, err := d.key()
-		if err != nil {
-			return err
-		}
-		switch string(k) {
-		case keyOldSessionID:
-			hasOldID = true
-			var u uint64
-			u, err = d.uint(keyOldSessionID, math.MaxUint16)
-			v.OldSessionID = uint16(u)
-		case keyTicket:
-			hasTicket = true
-			err = d.bin(v.Ticket[:], keyTicket)
-		case keyNonce:
-			hasNonce = true
-			err = d.bin(v.Nonce[:], keyNonce)
-		default:
-			err = d.skip()
-		}
-		if err != nil {
-			return err
-		}
+	err := decodeMap(nameSessionResume, b,
+		member{keyOldSessionID, true, uintInto(&v.OldSessionID, math.MaxUint16)},
+		member{keyTicket, true, binInto(v.Ticket[:], nil)},
+		member{keyNonce, true, binInto(v.Nonce[:], nil)},
+	)
+	if err == nil {
+		*p = v
 	}
-	if err := d.end(); err != nil {
-		return err
-	}
-	switch {
-	case !hasOldID:
-		return d.missing(keyOldSessionID)
-	case !hasTicket:
-		return d.missing(keyTicket)
-	case !hasNonce:
-		return d.missing(keyNonce)
-	}
-	*p = v
-	return nil
+	return err
 }
 
 // SessionResumed is the payload of SESSION_RESUMED, a profile extension
@@ -320,48 +222,14 @@ func (p *SessionResumed) AppendMsgpack(dst []byte) ([]byte, error) {
 
 // Unmarshal decodes b into p, strictly (see the package comment).
 func (p *SessionResumed) Unmarshal(b []byte) error {
-	var d decoder
-	if err := d.open(nameSessionResumed, b); err != nil {
-		return err
-	}
 	var v SessionResumed
-	var hasSessionID, hasNonce, hasTier bool
-	for d.more() {
-		k, err := d.key()
-		if err != nil {
-			return err
-		}
-		var u uint64
-		switch string(k) {
-		case keySessionID:
-			hasSessionID = true
-			u, err = d.uint(keySessionID, math.MaxUint16)
-			v.SessionID = uint16(u)
-		case keyNonce:
-			hasNonce = true
-			err = d.bin(v.Nonce[:], keyNonce)
-		case keySelectedTier:
-			hasTier = true
-			u, err = d.uint(keySelectedTier, uint64(wire.MaxTier))
-			v.SelectedTier = uint8(u)
-		default:
-			err = d.skip()
-		}
-		if err != nil {
-			return err
-		}
+	err := decodeMap(nameSessionResumed, b,
+		member{keySessionID, true, uintInto(&v.SessionID, math.MaxUint16)},
+		member{keyNonce, true, binInto(v.Nonce[:], nil)},
+		member{keySelectedTier, true, uintInto(&v.SelectedTier, uint64(wire.MaxTier))},
+	)
+	if err == nil {
+		*p = v
 	}
-	if err := d.end(); err != nil {
-		return err
-	}
-	switch {
-	case !hasSessionID:
-		return d.missing(keySessionID)
-	case !hasNonce:
-		return d.missing(keyNonce)
-	case !hasTier:
-		return d.missing(keySelectedTier)
-	}
-	*p = v
-	return nil
+	return err
 }
