@@ -27,7 +27,8 @@ const (
 	CodeFederationDenied    Code = 0x31 // profile extension: the peer family did not grant this
 )
 
-var codeNames = map[Code]string{
+// codeNames is constant data: an array, so no map is built at init.
+var codeNames = [256]string{
 	CodeOK:                  "OK",
 	CodeBadRequest:          "BAD_REQUEST",
 	CodeUnauthorized:        "UNAUTHORIZED",
@@ -47,7 +48,7 @@ var codeNames = map[Code]string{
 // String returns the code's name from §9.1, or its range category
 // (Table 17) for codes without a name.
 func (c Code) String() string {
-	if n, ok := codeNames[c]; ok {
+	if n := codeNames[c]; n != "" {
 		return n
 	}
 	switch {
