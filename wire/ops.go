@@ -27,8 +27,12 @@ const (
 	OpSessionRevoke       Op = 0x0017
 )
 
-// Core profile extensions (PROFILE.md §P11, §P19).
+// Core profile extensions (PROFILE.md §P11, §P19, §P34, §P35).
 const (
+	OpSessionAuth   Op = 0x0013 // identity proof after the handshake
+	OpEnrolRequest  Op = 0x0014 // a new node asks to join with a pairing code
+	OpEnrolResponse Op = 0x0015 // its certificate and the family root key
+
 	OpTunnel Op = 0x00F0 // plaintext is one Tier 0 frame
 	OpError  Op = 0x00FF // ERROR payload
 )
@@ -190,6 +194,9 @@ var opTable = []OpInfo{
 	{OpKeyExchangeInit, "KEY_EXCHANGE_INIT", "Initiate key exchange", "draft Table 4"},
 	{OpKeyExchangeResponse, "KEY_EXCHANGE_RESPONSE", "Key exchange response", "draft Table 4"},
 	{OpKeyExchangeComplete, "KEY_EXCHANGE_COMPLETE", "Key exchange complete", "draft Table 4"},
+	{OpSessionAuth, "SESSION_AUTH", "Prove node identity over the transcript", "profile"},
+	{OpEnrolRequest, "ENROL_REQUEST", "Join the family with a pairing code", "profile"},
+	{OpEnrolResponse, "ENROL_RESPONSE", "Certificate and family root key", "profile"},
 	{OpSessionRotate, "SESSION_ROTATE", "Rotate session key", "draft Table 4"},
 	{OpSessionRevoke, "SESSION_REVOKE", "Revoke session key", "draft Table 4"},
 	{OpTunnel, "TUNNEL", "Plaintext is one Tier 0 frame", "profile"},

@@ -452,3 +452,42 @@ func typeName(c byte) string {
 	}
 	return fmt.Sprintf("invalid code 0x%02x", c)
 }
+
+// binVar reads a bin of 1 to max bytes and returns a copy.
+func (d *decoder) binVar(name string, max int) ([]byte, error) {
+	c, err := d.peek(name)
+	if err != nil {
+		return nil, err
+	}
+	if !msgpcode.IsBin(c) {
+		return nil, d.errf("%s is %s, want bin", name, typeName(c))
+	}
+	n, err := d.d.DecodeBytesLen()
+	if err != nil {
+		return nil, d.errf("%s: %v", name, err)
+	}
+	if n < 1 || n > max {
+		return nil, d.errf("%s is %d bytes, want 1 to %d", name, uint32(n), max)
+	}
+	b, err := d.take(n, name)
+	if err != nil {
+		return nil, err
+	}
+	return bytes.Clone(b), nil
+}
+
+// binVarInto reads a bin of 1 to max bytes into dst.
+func binVarInto(dst *[]byte, max int) func(*decoder, string) error {
+	return func(d *decoder, key string) (err error) {
+		*dst, err = d.binVar(key, max)
+		return err
+	}
+}
+
+// strInto reads a str of at most max bytes of UTF-8 into dst.
+func strInto(dst *string, max int) func(*decoder, string) error {
+	return func(d *decoder, key string) (err error) {
+		*dst, err = d.str(key, max)
+		return err
+	}
+}

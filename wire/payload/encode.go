@@ -23,6 +23,14 @@ const (
 	keyRefSeq               = "ref-seq"
 	keyRequiredTier         = "required-tier"
 	keyMessage              = "message"
+	keyRequestedTier        = "requested-tier"
+	keyCertificate          = "certificate"
+	keySignature            = "signature"
+	keyName                 = "name"
+	keyPublicKey            = "public-key"
+	keyRole                 = "role"
+	keyProof                = "proof"
+	keyRootKey              = "root-key"
 )
 
 // The appenders below write the deterministic encoding described in the

@@ -13,6 +13,7 @@ import (
 //	    timestamp: uint,
 //	    ? capabilities: [* capability],
 //	    ? device-id: bstr .size 16,
+//	    ? requested-tier: uint .le 5,   ; profile extension (PROFILE.md §P32)
 //	}
 type SessionInit struct {
 	Nonce     [8]byte
@@ -24,6 +25,11 @@ type SessionInit struct {
 
 	DeviceID    [16]byte
 	HasDeviceID bool // whether device-id is present; DeviceID is ignored otherwise
+
+	// RequestedTier is the tier the initiator asks for (§P32); absent when
+	// HasRequestedTier is false, which a responder reads as its maximum.
+	RequestedTier    uint8
+	HasRequestedTier bool
 }
 
 const nameSessionInit = "session-init"
@@ -43,6 +49,12 @@ func (p *SessionInit) AppendMsgpack(dst []byte) ([]byte, error) {
 	if p.HasDeviceID {
 		n++
 	}
+	if p.HasRequestedTier {
+		if p.RequestedTier > uint8(wire.MaxTier) {
+			return dst, encodeErr(nameSessionInit, "requested-tier %d, limit %d", p.RequestedTier, wire.MaxTier)
+		}
+		n++
+	}
 	b := appendMapLen(dst, n)
 	b = appendStr(b, keyNonce)
 	b = appendBin(b, p.Nonce[:])
@@ -56,6 +68,10 @@ func (p *SessionInit) AppendMsgpack(dst []byte) ([]byte, error) {
 		b = appendStr(b, keyDeviceID)
 		b = appendBin(b, p.DeviceID[:])
 	}
+	if p.HasRequestedTier {
+		b = appendStr(b, keyRequestedTier)
+		b = appendUint(b, uint64(p.RequestedTier))
+	}
 	return b, nil
 }
 
@@ -67,6 +83,10 @@ func (p *SessionInit) Unmarshal(b []byte) error {
 		member{keyTimestamp, true, uintInto(&v.Timestamp, math.MaxUint64)},
 		member{keyCapabilities, false, capsInto(&v.Capabilities)},
 		member{keyDeviceID, false, binInto(v.DeviceID[:], &v.HasDeviceID)},
+		member{keyRequestedTier, false, func(d *decoder, key string) error {
+			v.HasRequestedTier = true
+			return uintInto(&v.RequestedTier, uint64(wire.MaxTier))(d, key)
+		}},
 	)
 	if err == nil {
 		*p = v

@@ -39,6 +39,12 @@ func NewPayload(typ string) unmarshaler {
 		return &payload.SessionResumed{}
 	case "error":
 		return &payload.Error{}
+	case "session-auth":
+		return &payload.Auth{}
+	case "enrol-request":
+		return &payload.EnrolRequest{}
+	case "enrol-response":
+		return &payload.EnrolResponse{}
 	}
 	return nil
 }
@@ -67,6 +73,11 @@ func payloadsFile(hs *handshakeVector) (*File, error) {
 		{"session-resumed", "session-resumed", &payload.SessionResumed{SessionID: 2, Nonce: [8]byte(seedN("resumed nonce", 8)), SelectedTier: 4}},
 		{"error FORBIDDEN with required tier", "error", &payload.Error{Code: wire.CodeForbidden, RefSeq: 0x0102, RequiredTier: 4, HasRequiredTier: true, Message: "GPIO_LINE_SET needs tier 3"}},
 		{"error without optional members", "error", &payload.Error{Code: wire.CodeNotFound, RefSeq: 7}},
+		{"session-init with requested-tier (profile)", "session-init", &payload.SessionInit{Nonce: [8]byte(hs.InitiatorNonce), Timestamp: uint64(Time.Unix()),
+			Capabilities: []payload.Capability{payload.CapChaCha20}, RequestedTier: 4, HasRequestedTier: true}},
+		{"session-auth (profile)", "session-auth", &payload.Auth{Certificate: seedN("certificate", 32), Signature: [64]byte(append(seedN("sig a", 32), seedN("sig b", 32)...))}},
+		{"enrol-request (profile)", "enrol-request", &payload.EnrolRequest{Name: "grandparents-pi", PublicKey: seed("node key"), Proof: seed("proof")}},
+		{"enrol-response (profile)", "enrol-response", &payload.EnrolResponse{Certificate: seedN("certificate", 32), RootKey: seed("root key"), Proof: seed("proof 2")}},
 	}
 	var out []PayloadVector
 	for _, g := range good {
