@@ -109,9 +109,18 @@ func TestProof(t *testing.T) {
 	}
 	other := sha256.Sum256([]byte("another session"))
 	for name, f := range map[string]func() error{
-		"other session":   func() error { _, err := VerifyPeer(root.Public(), cert, sig, wire.InitiatorToResponder, other, now, nil); return err },
-		"other direction": func() error { _, err := VerifyPeer(root.Public(), cert, sig, wire.ResponderToInitiator, th, now, nil); return err },
-		"short signature": func() error { _, err := VerifyPeer(root.Public(), cert, sig[:10], wire.InitiatorToResponder, th, now, nil); return err },
+		"other session": func() error {
+			_, err := VerifyPeer(root.Public(), cert, sig, wire.InitiatorToResponder, other, now, nil)
+			return err
+		},
+		"other direction": func() error {
+			_, err := VerifyPeer(root.Public(), cert, sig, wire.ResponderToInitiator, th, now, nil)
+			return err
+		},
+		"short signature": func() error {
+			_, err := VerifyPeer(root.Public(), cert, sig[:10], wire.InitiatorToResponder, th, now, nil)
+			return err
+		},
 	} {
 		if err := f(); !errors.Is(err, ErrProof) {
 			t.Errorf("%s: %v", name, err)

@@ -1,0 +1,453 @@
+// Package session runs MyClerk sessions over any transport: the handshake
+// (SESSION_INIT/ACK with tier and capability negotiation), mutual identity
+// proofs over the transcript (SESSION_AUTH), sealed traffic with the
+// minimum-tier policy, keepalives, rotation, close and revocation.
+//
+// A Session is driven by its owner: one goroutine calls Recv (which answers
+// control operations itself); any goroutine may call Send. Keepalive starts
+// the one goroutine the package runs per session.
+package session
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/myclerk/myclerk-bridge/node/identity"
+	"github.com/myclerk/myclerk-bridge/node/transport"
+	"github.com/myclerk/myclerk-bridge/wire"
+	"github.com/myclerk/myclerk-bridge/wire/frag"
+	"github.com/myclerk/myclerk-bridge/wire/payload"
+)
+
+// Session errors, in addition to the wire's.
+var (
+	ErrBelowFloor = &wire.Error{Code: wire.CodeForbidden, Reason: "negotiated tier below the configured floor"}
+	ErrHandshake  = &wire.Error{Code: wire.CodeBadRequest, Reason: "handshake failed"}
+	ErrClosed     = &wire.Error{Code: wire.CodeInvalidSession, Reason: "session closed"}
+	ErrRevoked    = &wire.Error{Code: wire.CodeUnauthorized, Reason: "session revoked"}
+	ErrPeerError  = &wire.Error{Code: wire.CodeBadRequest, Reason: "peer answered with an error"}
+	ErrDeadPeer   = &wire.Error{Code: wire.CodeTimeout, Reason: "peer stopped answering"}
+)
+
+// Config is what both ends of a session need.
+type Config struct {
+	// Identity proves who this node is; Root is the family trust anchor
+	// the peer's certificate must chain to.
+	Identity *identity.Identity
+	Root     ed25519.PublicKey
+
+	// Tier is the tier this node asks for (initiator) or at most grants
+	// (responder); Floor is the lowest it accepts (at least 3).
+	Tier  wire.Tier
+	Floor wire.Tier
+
+	Capabilities []payload.Capability
+	Policy       *Policy
+	Revoked      func(identity.NodeID) bool
+
+	// MaxFrame bounds the frames this end sends; larger messages are
+	// fragmented. 0 means wire.MaxFrameSize.
+	MaxFrame int
+
+	Clock func() time.Time
+	Rand  io.Reader
+	Log   zerolog.Logger
+}
+
+func (c *Config) now() time.Time {
+	if c.Clock != nil {
+		return c.Clock()
+	}
+	return time.Now()
+}
+
+func (c *Config) check() error {
+	switch {
+	case c.Rand == nil:
+		return errors.New("session: config has no random source")
+	case len(c.Root) != ed25519.PublicKeySize:
+		return errors.New("session: config has no family root key")
+	case c.Tier < wire.Tier3 || c.Tier > wire.MaxTier:
+		return fmt.Errorf("session: tier %d: want 3 to 5", c.Tier)
+	case c.Floor > c.Tier:
+		return fmt.Errorf("session: floor %d above tier %d", c.Floor, c.Tier)
+	}
+	return nil
+}
+
+// Message is one application message received in a session.
+type Message struct {
+	Op      wire.Op
+	Tier    wire.Tier
+	Payload []byte
+	Counter uint32
+}
+
+// Status is what `client status` shows.
+type Status struct {
+	SessionID      uint16
+	Tier           wire.Tier
+	RequestedTier  wire.Tier
+	Capabilities   []payload.Capability
+	Peer           *identity.Certificate
+	SendEpoch      uint32
+	SendCounter    uint64
+	RecvEpoch      uint32
+	FramesSent     int64
+	FramesReceived int64
+	Rejected       int64
+	Remote         string
+}
+
+// Session is one established session.
+type Session struct {
+	conn      transport.Conn
+	cfg       *Config
+	log       zerolog.Logger
+	dir       wire.Direction // the direction this end sends in
+	id        uint16
+	tier      wire.Tier
+	requested wire.Tier
+	caps      []payload.Capability
+	peer      *identity.Certificate
+
+	sendMu sync.Mutex
+	sealer *wire.Sealer
+	buf    []byte
+	msgID  uint32
+
+	opener *wire.Opener // Recv's goroutine only
+	reasm  *frag.Reassembler
+
+	sent, received, rejected atomic.Int64
+	lastRecv                 atomic.Int64 // unix nanoseconds
+	closed                   atomic.Bool
+	closeErr                 error
+	closeOnce                sync.Once
+	release                  func() // frees the session ID (responder)
+}
+
+func newSession(conn transport.Conn, cfg *Config, dir wire.Direction, id uint16, tier, requested wire.Tier, caps []payload.Capability, sec *wire.SessionSecrets, skew time.Duration) *Session {
+	now := cfg.now()
+	s := &Session{
+		conn: conn, cfg: cfg, dir: dir, id: id, tier: tier, requested: requested, caps: caps,
+		sealer: wire.NewSealer(sec, dir, now),
+		opener: wire.NewOpener(sec, 1-dir, now),
+		reasm:  frag.NewReassembler(frag.DefaultLimits()),
+	}
+	s.opener.Skew = skew
+	s.lastRecv.Store(now.UnixNano())
+	s.log = cfg.Log.With().Uint16("session_id", id).Str("remote", conn.RemoteAddr()).Logger()
+	return s
+}
+
+// ID returns the session ID the responder allocated.
+func (s *Session) ID() uint16 { return s.id }
+
+// Tier returns the negotiated tier.
+func (s *Session) Tier() wire.Tier { return s.tier }
+
+// Peer returns the peer's verified certificate.
+func (s *Session) Peer() *identity.Certificate { return s.peer }
+
+// Status returns the session's negotiated parameters and counters.
+func (s *Session) Status() Status {
+	s.sendMu.Lock()
+	ep, ctr := s.sealer.Epoch(), s.sealer.Counter()
+	s.sendMu.Unlock()
+	return Status{SessionID: s.id, Tier: s.tier, RequestedTier: s.requested, Capabilities: s.caps, Peer: s.peer,
+		SendEpoch: ep, SendCounter: ctr, RecvEpoch: s.opener.Epoch(), FramesSent: s.sent.Load(),
+		FramesReceived: s.received.Load(), Rejected: s.rejected.Load(), Remote: s.conn.RemoteAddr()}
+}
+
+// sendTier is the tier op travels at: the session's, or the op's minimum
+// when that is higher.
+func (s *Session) sendTier(op wire.Op) wire.Tier {
+	return max(s.tier, s.cfg.Policy.MinTier(op))
+}
+
+// Send seals payload as op at the session's tier (or op's minimum, if
+// higher), fragmenting it when it does not fit one frame.
+func (s *Session) Send(ctx context.Context, op wire.Op, p []byte) error {
+	return s.SendAt(ctx, op, s.sendTier(op), p)
+}
+
+// SendAt is Send at an explicit tier (3-5). Sending below the peer's
+// policy gets ERROR FORBIDDEN back; it is how tests check the policy.
+func (s *Session) SendAt(ctx context.Context, op wire.Op, tier wire.Tier, p []byte) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	maxFrame := s.cfg.MaxFrame
+	if maxFrame <= 0 || maxFrame > wire.MaxFrameSize {
+		maxFrame = wire.MaxFrameSize
+	}
+	room := maxFrame - wire.FrameSize(tier, false, 0)
+	if len(p) <= room {
+		return s.sendFrame(ctx, &wire.Header{Tier: tier, Encrypted: true, Op: op, SessionID: s.id}, nil, p)
+	}
+	s.sendMu.Lock()
+	s.msgID++
+	id := s.msgID
+	s.sendMu.Unlock()
+	fs, err := frag.Split(id, p, maxFrame-wire.FrameSize(tier, true, 0))
+	if err != nil {
+		return err
+	}
+	for i := range fs {
+		h := wire.Header{Tier: tier, Encrypted: true, Fragmented: true, Op: op, SessionID: s.id}
+		if err := s.sendFrame(ctx, &h, &fs[i].Header, fs[i].Body); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Session) sendFrame(ctx context.Context, h *wire.Header, fh *wire.FragmentHeader, p []byte) error {
+	s.sendMu.Lock()
+	now := s.cfg.now()
+	if s.sealer.NeedsRotation(now) {
+		// Announce in the old epoch, then move on: the peer follows the
+		// next epoch by itself (PROFILE.md §P16).
+		if err := s.sealAndWrite(ctx, &wire.Header{Tier: max(s.tier, wire.Tier4), Encrypted: true, Op: wire.OpSessionRotate, SessionID: s.id}, nil, nil, now); err != nil {
+			s.sendMu.Unlock()
+			return err
+		}
+		s.sealer.Rotate(now)
+		s.log.Info().Uint32("epoch", s.sealer.Epoch()).Msg("Rotated the send key")
+	}
+	err := s.sealAndWrite(ctx, h, fh, p, now)
+	s.sendMu.Unlock()
+	return err
+}
+
+// sealAndWrite seals under sendMu and writes the frame.
+func (s *Session) sealAndWrite(ctx context.Context, h *wire.Header, fh *wire.FragmentHeader, p []byte, now time.Time) error {
+	b, err := s.sealer.Seal(s.buf[:0], h, fh, p, now)
+	if err != nil {
+		return fmt.Errorf("failed to seal %v: %w", h.Op, err)
+	}
+	s.buf = b
+	if err := s.conn.WriteFrame(ctx, b); err != nil {
+		return fmt.Errorf("failed to send %v: %w", h.Op, err)
+	}
+	s.sent.Add(1)
+	return nil
+}
+
+// Rotate enters the next send epoch now, announcing it with SESSION_ROTATE
+// (sealed in the old epoch).
+func (s *Session) Rotate(ctx context.Context) error {
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
+	now := s.cfg.now()
+	if err := s.sealAndWrite(ctx, &wire.Header{Tier: max(s.tier, wire.Tier4), Encrypted: true, Op: wire.OpSessionRotate, SessionID: s.id}, nil, nil, now); err != nil {
+		return err
+	}
+	s.sealer.Rotate(now)
+	return nil
+}
+
+// sendError answers a frame with ERROR, sealed when it can be.
+func (s *Session) sendError(ctx context.Context, code wire.Code, ref uint32, required wire.Tier, msg string) {
+	e := payload.Error{Code: code, RefSeq: ref, Message: msg}
+	if required != 0 {
+		e.RequiredTier, e.HasRequiredTier = uint8(required), true
+	}
+	b, err := e.Marshal()
+	if err == nil {
+		err = s.sendFrame(ctx, &wire.Header{Tier: s.tier, Encrypted: true, Op: wire.OpError, SessionID: s.id}, nil, b)
+	}
+	if err != nil {
+		s.log.Debug().Err(err).Msg("Failed to send an error reply")
+	}
+}
+
+// reject counts and logs a frame that was not accepted.
+func (s *Session) reject(err error, msg string) {
+	s.rejected.Add(1)
+	s.log.Warn().Str("reason", wire.ReasonOf(err)).Stringer("code", wire.CodeOf(err)).Err(err).Msg(msg)
+}
+
+// Recv returns the next application message. It answers KEEPALIVE,
+// SESSION_ROTATE and SESSION_CLOSE itself, drops frames that do not
+// authenticate (counted and logged, never answered: PROFILE.md §P31),
+// answers frames below their operation's minimum tier with ERROR
+// FORBIDDEN, and reassembles fragments. It returns ErrClosed when the peer
+// closed the session, ErrRevoked when the hub revoked it.
+func (s *Session) Recv(ctx context.Context) (Message, error) {
+	for {
+		if s.closed.Load() {
+			return Message{}, s.closeReason()
+		}
+		b, err := s.conn.ReadFrame(ctx)
+		if err != nil {
+			if s.closed.Load() {
+				return Message{}, s.closeReason()
+			}
+			return Message{}, err
+		}
+		m, ok, err := s.handle(ctx, b)
+		if err != nil {
+			return Message{}, err
+		}
+		if ok {
+			return m, nil
+		}
+	}
+}
+
+func (s *Session) closeReason() error {
+	if s.closeErr != nil {
+		return s.closeErr
+	}
+	return ErrClosed
+}
+
+// handle processes one received frame.
+func (s *Session) handle(ctx context.Context, b []byte) (Message, bool, error) {
+	now := s.cfg.now()
+	if len(b) > 0 && !wire.Tier(b[0]>>3&7).Sealed() {
+		return s.handlePlain(ctx, b)
+	}
+	o, err := s.opener.Open(nil, b, now)
+	if err != nil {
+		s.reject(err, "Dropped a frame")
+		return Message{}, false, nil
+	}
+	s.received.Add(1)
+	s.lastRecv.Store(now.UnixNano())
+	h := &o.Header
+	if need := s.cfg.Policy.MinTier(h.Op); h.Tier < need {
+		s.reject(fmt.Errorf("%v at tier %d needs %d: %w", h.Op, h.Tier, need, wire.ErrWrongTier), "Refused a frame below its minimum tier")
+		s.sendError(ctx, wire.CodeForbidden, o.Counter, need, fmt.Sprintf("%v needs tier %d", h.Op, need))
+		return Message{}, false, nil
+	}
+	switch h.Op {
+	case wire.OpKeepalive:
+		return Message{}, false, s.Send(ctx, wire.OpKeepaliveAck, nil)
+	case wire.OpKeepaliveAck, wire.OpNOP, wire.OpSessionRotate:
+		return Message{}, false, nil // the opener follows a rotation by itself
+	case wire.OpSessionClose:
+		s.Send(ctx, wire.OpSessionCloseAck, nil)
+		s.shutdown(ErrClosed)
+		return Message{}, false, ErrClosed
+	case wire.OpSessionCloseAck:
+		s.shutdown(ErrClosed)
+		return Message{}, false, ErrClosed
+	case wire.OpSessionRevoke:
+		s.log.Warn().Msg("The hub revoked this session")
+		s.shutdown(ErrRevoked)
+		return Message{}, false, ErrRevoked
+	}
+	p := o.Payload
+	if h.Fragmented {
+		msg, done, err := s.reasm.Add(o.Fragment, p, now)
+		if err != nil {
+			s.reject(err, "Refused a fragment")
+			return Message{}, false, nil
+		}
+		if !done {
+			return Message{}, false, nil
+		}
+		p = msg
+	}
+	if h.Compressed {
+		// No codec is negotiated yet for application data: a compressed
+		// message cannot be read (PROFILE.md §P14).
+		s.reject(wire.ErrDecompress, "Refused a compressed message")
+		s.sendError(ctx, wire.CodeUnsupported, o.Counter, 0, "compression was not negotiated")
+		return Message{}, false, nil
+	}
+	return Message{Op: h.Op, Tier: h.Tier, Payload: p, Counter: o.Counter}, true, nil
+}
+
+// handlePlain handles a Tier 1-2 frame inside a session: only what the
+// policy allows below Tier 3 (KEEPALIVE, NOP, ERROR) is accepted.
+func (s *Session) handlePlain(ctx context.Context, b []byte) (Message, bool, error) {
+	f, err := wire.Parse(b)
+	if err != nil {
+		s.reject(err, "Dropped a frame")
+		return Message{}, false, nil
+	}
+	h := &f.Header
+	if need := s.cfg.Policy.MinTier(h.Op); h.Tier < need {
+		s.reject(fmt.Errorf("%v at tier %d needs %d: %w", h.Op, h.Tier, need, wire.ErrWrongTier), "Refused a frame below its minimum tier")
+		s.sendError(ctx, wire.CodeForbidden, uint32(h.Sequence), need, fmt.Sprintf("%v needs tier %d", h.Op, need))
+		return Message{}, false, nil
+	}
+	s.received.Add(1)
+	switch h.Op {
+	case wire.OpKeepalive:
+		return Message{}, false, s.Send(ctx, wire.OpKeepaliveAck, nil)
+	case wire.OpError:
+		return Message{Op: h.Op, Tier: h.Tier, Payload: f.Body}, true, nil
+	}
+	return Message{}, false, nil
+}
+
+// Keepalive sends KEEPALIVE every interval and closes the session when
+// nothing has been received for dead. It runs until ctx is done or the
+// session closes; start it in its own goroutine.
+func (s *Session) Keepalive(ctx context.Context, interval, dead time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if s.closed.Load() {
+			return
+		}
+		if s.cfg.now().Sub(time.Unix(0, s.lastRecv.Load())) > dead {
+			s.log.Warn().Dur("silent_for", dead).Msg("Closing a session whose peer stopped answering")
+			s.shutdown(ErrDeadPeer)
+			return
+		}
+		if err := s.Send(ctx, wire.OpKeepalive, nil); err != nil {
+			s.log.Debug().Err(err).Msg("Failed to send a keepalive")
+		}
+	}
+}
+
+// Close ends the session politely: SESSION_CLOSE, then the connection.
+// The peer's SESSION_CLOSE_ACK is not awaited beyond ctx.
+func (s *Session) Close(ctx context.Context) error {
+	if s.closed.Load() {
+		return nil
+	}
+	err := s.Send(ctx, wire.OpSessionClose, nil)
+	s.shutdown(ErrClosed)
+	return err
+}
+
+// Revoke tells the peer its session is revoked (SESSION_REVOKE) and ends it.
+func (s *Session) Revoke(ctx context.Context) error {
+	if s.closed.Load() {
+		return nil
+	}
+	err := s.Send(ctx, wire.OpSessionRevoke, nil)
+	s.shutdown(ErrRevoked)
+	return err
+}
+
+func (s *Session) shutdown(reason error) {
+	s.closeOnce.Do(func() {
+		s.closeErr = reason
+		s.closed.Store(true)
+		s.conn.Close()
+		if s.release != nil {
+			s.release()
+		}
+	})
+}

@@ -1,0 +1,104 @@
+package transport
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/myclerk/myclerk-bridge/wire"
+)
+
+// Stream is a Conn over a byte stream (TCP, TLS over TCP, a Unix socket):
+// each frame is preceded by its length, a big-endian uint32, checked
+// against wire.MaxFrameSize before anything is allocated.
+type Stream struct {
+	c   net.Conn
+	r   *bufio.Reader
+	wmu sync.Mutex
+	hdr [wire.LengthPrefixSize]byte
+}
+
+// NewStream wraps an established net.Conn.
+func NewStream(c net.Conn) *Stream {
+	return &Stream{c: c, r: bufio.NewReaderSize(c, 16<<10)}
+}
+
+var _ Conn = (*Stream)(nil)
+
+// RemoteAddr names the peer.
+func (s *Stream) RemoteAddr() string {
+	return s.c.RemoteAddr().Network() + " " + s.c.RemoteAddr().String()
+}
+
+// watch makes ctx's deadline and cancellation reach a blocking call by
+// moving the connection's deadline; the returned func undoes it.
+func watch(ctx context.Context, set func(time.Time) error) func() {
+	if d, ok := ctx.Deadline(); ok {
+		set(d)
+	}
+	stop := context.AfterFunc(ctx, func() { set(time.Unix(1, 0)) })
+	return func() {
+		stop()
+		set(time.Time{})
+	}
+}
+
+func (s *Stream) fail(ctx context.Context, err error) error {
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("%w: %v", ErrClosed, err)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return fmt.Errorf("%w: %v", context.DeadlineExceeded, err)
+	}
+	return err
+}
+
+// ReadFrame reads one frame.
+func (s *Stream) ReadFrame(ctx context.Context) ([]byte, error) {
+	defer watch(ctx, s.c.SetReadDeadline)()
+	if _, err := io.ReadFull(s.r, s.hdr[:]); err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	n, err := wire.ParseLengthPrefix(s.hdr[:])
+	if err != nil {
+		return nil, fmt.Errorf("length prefix %x: %w", s.hdr, err)
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(s.r, b); err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return b, nil
+}
+
+// WriteFrame writes one frame with its length prefix.
+func (s *Stream) WriteFrame(ctx context.Context, frame []byte) error {
+	p, err := wire.AppendLengthPrefix(nil, len(frame))
+	if err != nil {
+		return err
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	defer watch(ctx, s.c.SetWriteDeadline)()
+	bufs := net.Buffers{p, frame}
+	if _, err := bufs.WriteTo(s.c); err != nil {
+		return s.fail(ctx, err)
+	}
+	return nil
+}
+
+// Close closes the connection.
+func (s *Stream) Close() error {
+	err := s.c.Close()
+	if errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
+}

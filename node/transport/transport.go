@@ -1,0 +1,26 @@
+// Package transport carries whole MyClerk frames between two nodes. Each
+// transport delimits frames its own way (PROFILE.md §P12): a length prefix
+// on TCP, one message per frame on WebSocket and NATS. The session layer
+// sees only Conn.
+package transport
+
+import (
+	"context"
+	"errors"
+)
+
+// Conn is one connection to a peer carrying whole frames.
+//
+// ReadFrame returns a frame the caller owns. It is called by one goroutine
+// at a time; WriteFrame may be called from several. Both return when ctx
+// is done. Close unblocks both and is safe to call more than once.
+type Conn interface {
+	ReadFrame(ctx context.Context) ([]byte, error)
+	WriteFrame(ctx context.Context, frame []byte) error
+	Close() error
+	// RemoteAddr names the peer for logs ("tcp 127.0.0.1:5555").
+	RemoteAddr() string
+}
+
+// ErrClosed is returned by a Conn after Close or after the peer went away.
+var ErrClosed = errors.New("transport: connection closed")
