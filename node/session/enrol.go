@@ -1,0 +1,139 @@
+package session
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/myclerk/myclerk-bridge/node/identity"
+	"github.com/myclerk/myclerk-bridge/node/transport"
+	"github.com/myclerk/myclerk-bridge/wire"
+	"github.com/myclerk/myclerk-bridge/wire/payload"
+)
+
+// CertLifetime is how long an enrolment certificate is valid; nodes renew
+// before it ends.
+const CertLifetime = 365 * 24 * time.Hour
+
+// Enrol joins a family (PROFILE.md §P35): it runs the handshake without an
+// identity, sends ENROL_REQUEST with a fresh node key and name proven by
+// the pairing code, and checks that ENROL_RESPONSE's certificate and root
+// key come from the holder of the same code. It returns the node's new
+// identity and the family root key to pin. cfg.Root and cfg.Identity are
+// ignored.
+func Enrol(ctx context.Context, conn transport.Conn, cfg Config, code identity.PairingCode, name string, role identity.Role) (*identity.Identity, ed25519.PublicKey, error) {
+	priv, _, err := identity.NewNodeKey(cfg.Rand)
+	if err != nil {
+		return nil, nil, err
+	}
+	pub := priv.Public().(ed25519.PublicKey)
+	cfg.Identity = nil
+	cfg.Root = make(ed25519.PublicKey, ed25519.PublicKeySize) // not used before the response
+	var id *identity.Identity
+	var root ed25519.PublicKey
+	_, err = dial(ctx, conn, &cfg, func(s *Session, ctx context.Context, th [32]byte) error {
+		req := payload.EnrolRequest{Name: name, PublicKey: [32]byte(pub), Role: uint8(role),
+			Proof: [32]byte(code.Proof(wire.InitiatorToResponder, th, pub, []byte(name)))}
+		b, err := req.Marshal()
+		if err != nil {
+			return err
+		}
+		if err := s.Send(ctx, wire.OpEnrolRequest, b); err != nil {
+			return err
+		}
+		m, err := s.readHandshakeMessage(ctx)
+		if err != nil {
+			return err
+		}
+		var resp payload.EnrolResponse
+		if m.Op != wire.OpEnrolResponse || resp.Unmarshal(m.Payload) != nil {
+			return fmt.Errorf("%w: want ENROL_RESPONSE, got %v", ErrHandshake, m.Op)
+		}
+		if !code.Check(resp.Proof[:], wire.ResponderToInitiator, th, resp.Certificate, resp.RootKey[:]) {
+			return fmt.Errorf("%w: the hub's answer is not proven by the pairing code", identity.ErrPairing)
+		}
+		root = ed25519.PublicKey(resp.RootKey[:])
+		c, err := identity.ParseCertificate(resp.Certificate)
+		if err != nil {
+			return err
+		}
+		if err := c.Verify(root, cfg.now()); err != nil {
+			return err
+		}
+		if !c.PublicKey.Equal(pub) || c.Name != name {
+			return fmt.Errorf("%w: the certificate is for another key or name", identity.ErrCertificate)
+		}
+		id = &identity.Identity{Cert: c, Private: priv}
+		s.shutdown(ErrClosed) // enrolment sessions end here
+		return nil
+	})
+	conn.Close()
+	if err != nil {
+		return nil, nil, err
+	}
+	return id, root, nil
+}
+
+// Enroller is the hub's side of enrolment: plug its Handle into
+// Responder.Enrol.
+type Enroller struct {
+	Root  *identity.Root
+	Codes *identity.Codes
+	// Enrolled is told about each new node (to store it); it may be nil.
+	Enrolled func(*identity.Certificate)
+}
+
+// Handle checks an ENROL_REQUEST against the outstanding pairing codes,
+// issues the certificate and answers ENROL_RESPONSE.
+func (e *Enroller) Handle(ctx context.Context, s *Session, req *payload.EnrolRequest, th [32]byte) error {
+	now := s.cfg.now()
+	pub := ed25519.PublicKey(req.PublicKey[:])
+	code, role, err := e.Codes.Redeem(req.Proof[:], th, pub, req.Name, now)
+	if err != nil {
+		s.reject(err, "Refused an enrolment")
+		s.sendError(ctx, wire.CodeUnauthorized, 0, 0, wire.ReasonOf(err))
+		return err
+	}
+	if req.Role != 0 && identity.Role(req.Role) != role {
+		err := fmt.Errorf("%w: the code was made for a %v, not a %v", identity.ErrPairing, role, identity.Role(req.Role))
+		s.sendError(ctx, wire.CodeForbidden, 0, 0, "the pairing code is for another role")
+		return err
+	}
+	_, nodeID, err := identity.NewNodeKey(s.cfg.Rand) // only the ID is used
+	if err != nil {
+		return err
+	}
+	c, err := e.Root.Issue(nodeID, role, req.Name, pub, now, CertLifetime)
+	if err != nil {
+		s.sendError(ctx, wire.CodeBadRequest, 0, 0, wire.ReasonOf(err))
+		return err
+	}
+	cb, err := c.Marshal()
+	if err != nil {
+		return err
+	}
+	resp := payload.EnrolResponse{Certificate: cb, RootKey: [32]byte(e.Root.Public()),
+		Proof: [32]byte(code.Proof(wire.ResponderToInitiator, th, cb, e.Root.Public()))}
+	b, err := resp.Marshal()
+	if err != nil {
+		return err
+	}
+	if err := s.Send(ctx, wire.OpEnrolResponse, b); err != nil {
+		return err
+	}
+	s.peer = c
+	if e.Enrolled != nil {
+		e.Enrolled(c)
+	}
+	s.log.Info().Str("name", c.Name).Stringer("node_id", c.Node).Stringer("role", c.Role).Msg("Enrolled a new node")
+	return errEnrolled
+}
+
+// errEnrolled ends the responder's handshake after a successful enrolment:
+// the session served its purpose and is not handed to the caller.
+var errEnrolled = errors.New("session: node enrolled")
+
+// IsEnrolled reports whether Accept's error means "a node was enrolled".
+func IsEnrolled(err error) bool { return errors.Is(err, errEnrolled) }
