@@ -1,0 +1,174 @@
+package transport
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/nats-io/nats.go"
+
+	"github.com/myclerk/myclerk-bridge/wire"
+)
+
+// pairFunc returns two connected Conns: a dialer's and an acceptor's.
+type pairFunc func(t *testing.T) (Conn, Conn)
+
+func tcpPair(t *testing.T) (Conn, Conn) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	acc := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		acc <- c
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return NewStream(c), NewStream(<-acc)
+}
+
+func wsPair(t *testing.T) (Conn, Conn) {
+	acc := make(chan Conn, 1)
+	done := make(chan struct{})
+	srv := httptest.NewServer(WebSocketHandler(func(c Conn) {
+		acc <- c
+		<-done // keep the handler (and so the connection) alive
+	}))
+	t.Cleanup(func() { close(done); srv.Close() })
+	c, err := DialWebSocket(context.Background(), "ws"+strings.TrimPrefix(srv.URL, "http"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, <-acc
+}
+
+func natsPair(t *testing.T) (Conn, Conn) {
+	e, err := StartEmbeddedNATS("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Shutdown)
+	nc1, err := nats.Connect(e.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc2, err := nats.Connect(e.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc1.Close(); nc2.Close() })
+	l, err := ListenNATS(nc2, "fam", "hub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	d, err := DialNATS(nc1, "fam", "pi", "hub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A NATS connection exists for the acceptor once the first frame came.
+	if err := d.WriteFrame(context.Background(), []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	a, err := l.Accept(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := a.ReadFrame(ctx); err != nil || string(b) != "hello" {
+		t.Fatalf("first frame %q %v", b, err)
+	}
+	return d, a
+}
+
+var transports = map[string]pairFunc{
+	"pipe": func(*testing.T) (Conn, Conn) { return Pipe() },
+	"tcp":  tcpPair,
+	"ws":   wsPair,
+	"nats": natsPair,
+}
+
+func TestConformance(t *testing.T) {
+	for name, mk := range transports {
+		t.Run(name, func(t *testing.T) {
+			a, b := mk(t)
+			defer a.Close()
+			defer b.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			frames := [][]byte{{0x08, 0, 1, 0}, bytes.Repeat([]byte{0xab}, 1000), bytes.Repeat([]byte{0xcd}, 256<<10)}
+			for _, f := range frames {
+				if err := a.WriteFrame(ctx, f); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for i, f := range frames {
+				got, err := b.ReadFrame(ctx)
+				if err != nil || !bytes.Equal(got, f) {
+					t.Fatalf("frame %d: %d bytes, %v", i, len(got), err)
+				}
+			}
+			if err := b.WriteFrame(ctx, []byte("back")); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := a.ReadFrame(ctx); err != nil || string(got) != "back" {
+				t.Fatalf("reply %q %v", got, err)
+			}
+			// A read honours its context.
+			short, cancel2 := context.WithTimeout(ctx, 50*time.Millisecond)
+			defer cancel2()
+			if _, err := a.ReadFrame(short); !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("read past its deadline: %v", err)
+			}
+			// And the connection still works after that.
+			b.WriteFrame(ctx, []byte("again"))
+			if got, err := a.ReadFrame(ctx); err != nil || string(got) != "again" {
+				t.Fatalf("after a timed-out read: %q %v", got, err)
+			}
+			a.Close()
+			if err := a.WriteFrame(ctx, []byte("x")); err == nil {
+				t.Error("write after close succeeded")
+			}
+		})
+	}
+}
+
+func TestStreamRejectsHugeLength(t *testing.T) {
+	c1, c2 := net.Pipe()
+	s := NewStream(c2)
+	go c1.Write([]byte{0xff, 0xff, 0xff, 0xff})
+	if _, err := s.ReadFrame(context.Background()); !errors.Is(err, wire.ErrTooLarge) {
+		t.Fatalf("4 GiB length prefix: %v", err)
+	}
+	go c1.Write([]byte{0, 0, 0, 0})
+	if _, err := s.ReadFrame(context.Background()); !errors.Is(err, wire.ErrTruncated) {
+		t.Fatalf("zero length prefix: %v", err)
+	}
+}
+
+func TestWebSocketRejectsText(t *testing.T) {
+	acc := make(chan Conn, 1)
+	srv := httptest.NewServer(WebSocketHandler(func(c Conn) { acc <- c; time.Sleep(time.Second) }))
+	defer srv.Close()
+	raw, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	raw.WriteMessage(websocket.TextMessage, []byte("hello"))
+	if _, err := (<-acc).ReadFrame(context.Background()); !errors.Is(err, wire.ErrMalformed) {
+		t.Fatalf("text message: %v", err)
+	}
+	raw.WriteMessage(websocket.BinaryMessage, make([]byte, wire.MaxFrameSize+1))
+}
