@@ -1,5 +1,6 @@
-// Package tests holds end-to-end tests of the myclerk-bridge binary: they
-// build it and run it as a user would.
+// Package tests holds end-to-end tests: the myclerk-bridge binary driven
+// as a user would drive it, and sessions between nodes over real
+// transports and servers started on 127.0.0.1.
 package tests
 
 import (
@@ -12,19 +13,19 @@ import (
 	"testing"
 )
 
-var binary string
+var binPath string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "myclerk-tests")
 	if err != nil {
 		panic(err)
 	}
-	binary = filepath.Join(dir, "myclerk-bridge")
-	build := exec.Command("go", "build", "-o", binary, "..")
+	binPath = filepath.Join(dir, "myclerk-bridge")
+	build := exec.Command("go", "build", "-o", binPath, "..")
 	build.Stderr = os.Stderr
 	if err := build.Run(); err != nil {
 		os.RemoveAll(dir)
-		panic("building the binary: " + err.Error())
+		panic("building the binPath: " + err.Error())
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
@@ -38,7 +39,7 @@ type result struct {
 
 func run(t *testing.T, stdin string, args ...string) result {
 	t.Helper()
-	cmd := exec.Command(binary, args...)
+	cmd := exec.Command(binPath, args...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -65,7 +66,7 @@ func TestFrameVectorsMatchRepository(t *testing.T) {
 		a, _ := os.ReadFile(w)
 		b, err := os.ReadFile(filepath.Join(dir, filepath.Base(w)))
 		if err != nil || !bytes.Equal(a, b) {
-			t.Errorf("%s: the binary writes different vectors (%v)", filepath.Base(w), err)
+			t.Errorf("%s: the binPath writes different vectors (%v)", filepath.Base(w), err)
 		}
 	}
 }
