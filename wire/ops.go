@@ -29,6 +29,7 @@ const (
 
 // Core profile extensions (PROFILE.md §P11, §P19, §P34, §P35).
 const (
+	OpSessionTicket Op = 0x0009 // a resumption ticket for the next session
 	OpSessionAuth   Op = 0x0013 // identity proof after the handshake
 	OpEnrolRequest  Op = 0x0014 // a new node asks to join with a pairing code
 	OpEnrolResponse Op = 0x0015 // its certificate and the family root key
@@ -191,6 +192,7 @@ var opTable = []OpInfo{
 	{OpSessionCloseAck, "SESSION_CLOSE_ACK", "Close acknowledgment", "draft Table 3"},
 	{OpSessionResume, "SESSION_RESUME", "Resume session with ticket", "draft Table 3"},
 	{OpSessionResumed, "SESSION_RESUMED", "Session resumed", "draft Table 3"},
+	{OpSessionTicket, "SESSION_TICKET", "Resumption ticket for a later session", "profile"},
 	{OpKeyExchangeInit, "KEY_EXCHANGE_INIT", "Initiate key exchange", "draft Table 4"},
 	{OpKeyExchangeResponse, "KEY_EXCHANGE_RESPONSE", "Key exchange response", "draft Table 4"},
 	{OpKeyExchangeComplete, "KEY_EXCHANGE_COMPLETE", "Key exchange complete", "draft Table 4"},

@@ -150,3 +150,39 @@ func (p *EnrolResponse) Unmarshal(b []byte) error {
 	}
 	return err
 }
+
+// NewTicket is the payload of SESSION_TICKET (0x0009, profile, PROFILE.md
+// §P18): a resumption ticket and how long it lives, in seconds.
+//
+//	session-ticket = {
+//	    ticket: bstr .size 96,
+//	    lifetime: uint,
+//	}
+type NewTicket struct {
+	Ticket   [96]byte
+	Lifetime uint32
+}
+
+const nameNewTicket = "session-ticket"
+
+// Marshal returns the deterministic encoding of p.
+func (p *NewTicket) Marshal() ([]byte, error) {
+	b := appendMapLen(nil, 2)
+	b = appendStr(b, keyTicket)
+	b = appendBin(b, p.Ticket[:])
+	b = appendStr(b, keyLifetime)
+	return appendUint(b, uint64(p.Lifetime)), nil
+}
+
+// Unmarshal decodes b into p, strictly.
+func (p *NewTicket) Unmarshal(b []byte) error {
+	var v NewTicket
+	err := decodeMap(nameNewTicket, b,
+		member{keyTicket, true, binInto(v.Ticket[:], nil)},
+		member{keyLifetime, true, uintInto(&v.Lifetime, 1<<32-1)},
+	)
+	if err == nil {
+		*p = v
+	}
+	return err
+}

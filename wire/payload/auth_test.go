@@ -21,6 +21,7 @@ func TestProfilePayloadsRoundTrip(t *testing.T) {
 		{&EnrolRequest{Name: "nas", PublicKey: [32]byte{3}, Proof: [32]byte{4}}, &EnrolRequest{}},
 		{&EnrolResponse{Certificate: bytes.Repeat([]byte{7}, MaxCertificate), RootKey: [32]byte{5}, Proof: [32]byte{6}}, &EnrolResponse{}},
 		{&SessionInit{Nonce: [8]byte{1}, Timestamp: 9, RequestedTier: 5, HasRequestedTier: true}, &SessionInit{}},
+		{&NewTicket{Ticket: [96]byte{1, 2, 3}, Lifetime: 604800}, &NewTicket{}},
 	}
 	for _, tt := range tests {
 		b, err := tt.in.Marshal()

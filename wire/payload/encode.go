@@ -31,6 +31,7 @@ const (
 	keyRole                 = "role"
 	keyProof                = "proof"
 	keyRootKey              = "root-key"
+	keyLifetime             = "lifetime"
 )
 
 // The appenders below write the deterministic encoding described in the

@@ -45,6 +45,8 @@ func NewPayload(typ string) unmarshaler {
 		return &payload.EnrolRequest{}
 	case "enrol-response":
 		return &payload.EnrolResponse{}
+	case "session-ticket":
+		return &payload.NewTicket{}
 	}
 	return nil
 }
@@ -77,6 +79,7 @@ func payloadsFile(hs *handshakeVector) (*File, error) {
 			Capabilities: []payload.Capability{payload.CapChaCha20}, RequestedTier: 4, HasRequestedTier: true}},
 		{"session-auth (profile)", "session-auth", &payload.Auth{Certificate: seedN("certificate", 32), Signature: [64]byte(append(seedN("sig a", 32), seedN("sig b", 32)...))}},
 		{"enrol-request (profile)", "enrol-request", &payload.EnrolRequest{Name: "grandparents-pi", PublicKey: seed("node key"), Proof: seed("proof")}},
+		{"session-ticket (profile)", "session-ticket", &payload.NewTicket{Ticket: ticket, Lifetime: 7 * 24 * 3600}},
 		{"enrol-response (profile)", "enrol-response", &payload.EnrolResponse{Certificate: seedN("certificate", 32), RootKey: seed("root key"), Proof: seed("proof 2")}},
 	}
 	var out []PayloadVector
