@@ -102,6 +102,7 @@ func dial(ctx context.Context, conn transport.Conn, cfg *Config, after func(*Ses
 	if err := after(s, ctx, sec.TranscriptHash); err != nil {
 		return nil, err
 	}
+	s.handshaking = false
 	s.log.Info().Int("tier", int(tier)).Str("peer", peerName(s.peer)).Msg("Opened a session")
 	return s, nil
 }
@@ -114,6 +115,9 @@ type Responder struct {
 	// Enrol, when set, handles a handshake whose first sealed frame is
 	// ENROL_REQUEST instead of SESSION_AUTH (a node joining the family).
 	Enrol func(ctx context.Context, s *Session, req *payload.EnrolRequest, th [32]byte) error
+	// Tickets, when set, hands each authenticated initiator a resumption
+	// ticket and accepts SESSION_RESUME.
+	Tickets *Tickets
 }
 
 // Accept answers one handshake on conn. On failure the connection is
@@ -140,19 +144,26 @@ func (r *Responder) accept(ctx context.Context, conn transport.Conn) (*Session, 
 	}
 	now := cfg.now()
 	f, err := wire.ParseHandshake(initFrame)
-	if err != nil || f.Header.Op != wire.OpSessionInit {
-		plainError(ctx, conn, wire.CodeBadRequest, 0, "want SESSION_INIT")
+	if err != nil || (f.Header.Op != wire.OpSessionInit && f.Header.Op != wire.OpSessionResume) {
+		plainError(ctx, conn, wire.CodeBadRequest, 0, "want SESSION_INIT or SESSION_RESUME")
 		return nil, fmt.Errorf("%w: want SESSION_INIT (%v)", ErrHandshake, err)
-	}
-	var init payload.SessionInit
-	if err := init.Unmarshal(f.Body); err != nil {
-		plainError(ctx, conn, wire.CodeBadRequest, 0, "malformed SESSION_INIT")
-		return nil, fmt.Errorf("%w: %w", ErrHandshake, err)
 	}
 	skew := time.Duration(int64(f.Header.Timestamp)-now.Unix()) * time.Second
 	if skew > wire.TimestampSkew || skew < -wire.TimestampSkew {
 		plainError(ctx, conn, wire.CodeUnauthorized, 0, "clock off by more than 5 minutes")
 		return nil, fmt.Errorf("%w: %w: peer clock off by %v", ErrHandshake, wire.ErrStale, skew)
+	}
+	ids := r.IDs
+	if ids == nil {
+		ids = &IDs{} // this connection is its own scope
+	}
+	if f.Header.Op == wire.OpSessionResume {
+		return r.acceptResume(ctx, conn, ids, initFrame, &f, skew)
+	}
+	var init payload.SessionInit
+	if err := init.Unmarshal(f.Body); err != nil {
+		plainError(ctx, conn, wire.CodeBadRequest, 0, "malformed SESSION_INIT")
+		return nil, fmt.Errorf("%w: %w", ErrHandshake, err)
 	}
 	requested := cfg.Tier
 	if init.HasRequestedTier {
@@ -165,10 +176,6 @@ func (r *Responder) accept(ctx context.Context, conn transport.Conn) (*Session, 
 	}
 	tier := min(cfg.Tier, requested)
 
-	ids := r.IDs
-	if ids == nil {
-		ids = &IDs{} // this connection is its own scope
-	}
 	id, err := ids.Alloc()
 	if err != nil {
 		plainError(ctx, conn, wire.CodeServiceUnavailable, 0, "no session ID free")
@@ -228,6 +235,11 @@ func (r *Responder) accept(ctx context.Context, conn transport.Conn) (*Session, 
 		if err := s.sendAuth(ctx, sec.TranscriptHash); err != nil {
 			return nil, err
 		}
+		if r.Tickets != nil {
+			if err := r.Tickets.issue(ctx, s, s.peer.Node); err != nil {
+				return nil, err
+			}
+		}
 	case first.Op == wire.OpEnrolRequest && r.Enrol != nil:
 		var req payload.EnrolRequest
 		if err := req.Unmarshal(first.Payload); err != nil {
@@ -242,6 +254,7 @@ func (r *Responder) accept(ctx context.Context, conn transport.Conn) (*Session, 
 		return nil, fmt.Errorf("%w: first sealed frame is %v, want SESSION_AUTH", ErrHandshake, first.Op)
 	}
 	ok = true
+	s.handshaking = false
 	s.log.Info().Int("tier", int(tier)).Str("peer", peerName(s.peer)).Msg("Accepted a session")
 	return s, nil
 }

@@ -133,6 +133,11 @@ type Session struct {
 	closeErr                 error
 	closeOnce                sync.Once
 	release                  func() // frees the session ID (responder)
+
+	handshaking bool // Recv returns NOP and SESSION_TICKET while set
+	resumption  [wire.KeySize]byte
+	ticketMu    sync.Mutex
+	ticket      *Ticket
 }
 
 func newSession(conn transport.Conn, cfg *Config, dir wire.Direction, id uint16, tier, requested wire.Tier, caps []payload.Capability, sec *wire.SessionSecrets, skew time.Duration) *Session {
@@ -144,6 +149,8 @@ func newSession(conn transport.Conn, cfg *Config, dir wire.Direction, id uint16,
 		reasm:  frag.NewReassembler(frag.DefaultLimits()),
 	}
 	s.opener.Skew = skew
+	s.resumption = wire.ResumptionSecret(sec.SessionKey, sec.TranscriptHash)
+	s.handshaking = true
 	s.lastRecv.Store(now.UnixNano())
 	s.log = cfg.Log.With().Uint16("session_id", id).Str("remote", conn.RemoteAddr()).Logger()
 	return s
@@ -334,7 +341,16 @@ func (s *Session) handle(ctx context.Context, b []byte) (Message, bool, error) {
 	switch h.Op {
 	case wire.OpKeepalive:
 		return Message{}, false, s.Send(ctx, wire.OpKeepaliveAck, nil)
-	case wire.OpKeepaliveAck, wire.OpNOP, wire.OpSessionRotate:
+	case wire.OpNOP:
+		return Message{Op: h.Op, Tier: h.Tier, Counter: o.Counter}, s.handshaking, nil
+	case wire.OpSessionTicket:
+		m := Message{Op: h.Op, Tier: h.Tier, Payload: o.Payload, Counter: o.Counter}
+		if s.handshaking {
+			return m, true, nil
+		}
+		s.storeTicket(m)
+		return Message{}, false, nil
+	case wire.OpKeepaliveAck, wire.OpSessionRotate:
 		return Message{}, false, nil // the opener follows a rotation by itself
 	case wire.OpSessionClose:
 		s.Send(ctx, wire.OpSessionCloseAck, nil)
