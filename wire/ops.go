@@ -48,6 +48,8 @@ const (
 	OpDeviceUnlock       Op = 0x0205
 	OpDeviceConfigure    Op = 0x0206
 	OpDeviceCapabilities Op = 0x0207
+	OpDeviceAnnounce     Op = 0x0208 // profile: a node lists its devices to the hub
+	OpDeviceEvent        Op = 0x0209 // profile: an event of a subscribed device
 )
 
 // Stream operations (Table 6).
@@ -211,6 +213,8 @@ var opTable = []OpInfo{
 	{OpDeviceUnlock, "DEVICE_UNLOCK", "Release device lock", "draft Table 5"},
 	{OpDeviceConfigure, "DEVICE_CONFIGURE", "Configure device parameters", "draft Table 5"},
 	{OpDeviceCapabilities, "DEVICE_CAPABILITIES", "Query device capabilities", "draft Table 5"},
+	{OpDeviceAnnounce, "DEVICE_ANNOUNCE", "Announce a node's devices to the hub", "profile"},
+	{OpDeviceEvent, "DEVICE_EVENT", "Event of a subscribed device", "profile"},
 	{OpStreamStart, "STREAM_START", "Start data stream", "draft Table 6"},
 	{OpStreamStop, "STREAM_STOP", "Stop data stream", "draft Table 6"},
 	{OpStreamData, "STREAM_DATA", "Stream data payload", "draft Table 6"},

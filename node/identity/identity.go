@@ -264,3 +264,6 @@ func VerifyPeer(root ed25519.PublicKey, certBytes, sig []byte, dir wire.Directio
 	}
 	return c, nil
 }
+
+// IsZero reports whether id is the zero ID (no node).
+func (id NodeID) IsZero() bool { return id == NodeID{} }

@@ -1,0 +1,145 @@
+package hub
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+
+	"github.com/myclerk/myclerk-bridge/node/identity"
+	"github.com/myclerk/myclerk-bridge/node/ops"
+	"github.com/myclerk/myclerk-bridge/wire"
+)
+
+// mayAdminister reports whether peer may change the ACL and routes of
+// device d: its owner, or an admin; h.mu is held.
+func (h *Hub) mayAdminister(peer *identity.Certificate, d *device) bool {
+	return (d != nil && d.owner == peer.Node) || slices.Contains(h.cfg.Admins, peer.Name)
+}
+
+func (h *Hub) aclGet(peer *identity.Certificate, req *ops.Request) (*ops.Reply, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	d := h.devices[req.Device]
+	if d == nil {
+		return nil, fmt.Errorf("%q: %w", req.Device, ErrNoDevice)
+	}
+	if !h.mayAdminister(peer, d) {
+		// Anyone may learn their own mode.
+		return &ops.Reply{Mode: h.mode(req.Device, peer.Node, d)}, nil
+	}
+	var out []ops.ACLEntry
+	for n, m := range h.acl[req.Device] {
+		out = append(out, ops.ACLEntry{Device: req.Device, Node: h.nameOf(n), Mode: m})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Node < out[j].Node })
+	return &ops.Reply{ACL: out, Mode: h.mode(req.Device, peer.Node, d)}, nil
+}
+
+func (h *Hub) aclChange(ctx context.Context, peer *identity.Certificate, op wire.Op, req *ops.Request) (*ops.Reply, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	d := h.devices[req.Device]
+	if d == nil {
+		return nil, fmt.Errorf("%q: %w", req.Device, ErrNoDevice)
+	}
+	if !h.mayAdminister(peer, d) {
+		return nil, ErrNotOwner
+	}
+	node, ok := h.names[req.Node]
+	if !ok {
+		return nil, fmt.Errorf("node %q: %w", req.Node, &wire.Error{Code: wire.CodeNotFound, Reason: "no such node"})
+	}
+	if req.Mode > ops.ModeExclusive {
+		return nil, fmt.Errorf("mode %d: %w", req.Mode, wire.ErrMalformed)
+	}
+	if h.acl[req.Device] == nil {
+		h.acl[req.Device] = map[identity.NodeID]ops.Mode{}
+	}
+	switch op {
+	case wire.OpACLSet, wire.OpACLGrant:
+		h.acl[req.Device][node] = req.Mode
+		if req.Mode == ops.ModeExclusive {
+			// Exclusive: a single client; everyone else loses access.
+			for n := range h.acl[req.Device] {
+				if n != node {
+					h.acl[req.Device][n] = ops.ModeNone
+				}
+			}
+		}
+	case wire.OpACLRevoke:
+		h.acl[req.Device][node] = ops.ModeNone
+		for s := range d.subscribers {
+			if p := s.Peer(); p != nil && p.Node == node {
+				delete(d.subscribers, s)
+			}
+		}
+		if d.lockedBy == node {
+			d.lockedBy = identity.NodeID{}
+		}
+	}
+	h.cfg.Log.Info().Str("device", req.Device).Str("node", req.Node).Stringer("mode", h.acl[req.Device][node]).Str("by", peer.Name).Msg("Changed an ACL")
+	return &ops.Reply{Mode: h.acl[req.Device][node], Result: "ok"}, nil
+}
+
+func (h *Hub) listRoutes(device string) []ops.Route {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []ops.Route
+	for _, r := range h.routes {
+		if device == "" || r.Device == device {
+			out = append(out, r)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Priority != out[j].Priority {
+			return out[i].Priority > out[j].Priority
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out
+}
+
+func (h *Hub) route(peer *identity.Certificate, op wire.Op, req *ops.Request) (*ops.Reply, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if op == wire.OpRouteCreate {
+		d := h.devices[req.Device]
+		if d == nil {
+			return nil, fmt.Errorf("%q: %w", req.Device, ErrNoDevice)
+		}
+		if !h.mayAdminister(peer, d) {
+			return nil, ErrNotOwner
+		}
+		if _, ok := h.names[req.Node]; !ok {
+			return nil, fmt.Errorf("node %q: %w", req.Node, &wire.Error{Code: wire.CodeNotFound, Reason: "no such node"})
+		}
+		h.routeID++
+		h.routes[h.routeID] = ops.Route{ID: h.routeID, Device: req.Device, Node: req.Node, Priority: req.Priority}
+		return &ops.Reply{Route: h.routeID, Result: "created"}, nil
+	}
+	r, ok := h.routes[req.Route]
+	if !ok {
+		return nil, fmt.Errorf("route %d: %w", req.Route, ErrNoRoute)
+	}
+	if !h.mayAdminister(peer, h.devices[r.Device]) {
+		return nil, ErrNotOwner
+	}
+	switch op {
+	case wire.OpRouteDelete:
+		delete(h.routes, req.Route)
+		return &ops.Reply{Route: req.Route, Result: "deleted"}, nil
+	case wire.OpRouteModify:
+		if req.Node != "" {
+			if _, ok := h.names[req.Node]; !ok {
+				return nil, fmt.Errorf("node %q: %w", req.Node, &wire.Error{Code: wire.CodeNotFound, Reason: "no such node"})
+			}
+			r.Node = req.Node
+		}
+		r.Priority = req.Priority
+	case wire.OpRoutePriority:
+		r.Priority = req.Priority
+	}
+	h.routes[req.Route] = r
+	return &ops.Reply{Route: req.Route, Result: "modified"}, nil
+}
