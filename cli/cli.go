@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
+	"strings"
 )
 
 // Env is what a subcommand may touch of the process.
@@ -18,6 +19,13 @@ type Env struct {
 const usage = `myclerk-bridge: the MyClerk Protocol node and Matrix bridge
 
 Usage:
+  myclerk-bridge [hub] [-config F] [-invite node|client]
+                                                run the family hub (no arguments: on
+                                                built-in defaults, 127.0.0.1, ./data)
+  myclerk-bridge node [-config F]               run a plain node that announces its devices
+  myclerk-bridge pair -hub ADDR -code CODE -name NAME [-role node|client] [-data DIR]
+                                                join a family with a pairing code
+  myclerk-bridge client [flags] COMMAND         talk to the hub (devices, locks, ACLs, status)
   myclerk-bridge frame decode [flags] [FRAME]   describe a frame (hex or base64) as JSON
   myclerk-bridge frame encode [flags] [JSON]    build a frame from its JSON description
   myclerk-bridge frame vectors [-dir DIR]       write the test vectors
@@ -35,11 +43,18 @@ func Main(args []string, env Env) (code int) {
 			code = 70
 		}
 	}()
-	if len(args) == 0 {
-		fmt.Fprint(env.Stderr, usage)
-		return 2
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") && args[0] != "-h" && args[0] != "-help" && args[0] != "--help" {
+		return hubMain(args, env)
 	}
 	switch args[0] {
+	case "hub":
+		return hubMain(args[1:], env)
+	case "node":
+		return nodeMain(args[1:], env)
+	case "pair":
+		return pairMain(args[1:], env)
+	case "client":
+		return clientMain(args[1:], env)
 	case "frame":
 		return frameMain(args[1:], env)
 	case "version":

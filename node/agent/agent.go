@@ -141,14 +141,15 @@ func lastSlash(s string) int {
 // Reconnect keeps a session to the hub: it dials, resumes with the last
 // ticket when it has one, serves, and starts again after a pause when the
 // session ends, until ctx is done.
-func Reconnect(ctx context.Context, log zerolog.Logger, open func(ctx context.Context, t *session.Ticket) (*session.Session, error), serve func(context.Context, *session.Session) error) {
+// open returns the session and a func that releases its connection.
+func Reconnect(ctx context.Context, log zerolog.Logger, open func(ctx context.Context, t *session.Ticket) (*session.Session, func(), error), serve func(context.Context, *session.Session) error) {
 	var t *session.Ticket
 	backoff := time.Second
 	for ctx.Err() == nil {
-		s, err := open(ctx, t)
+		s, done, err := open(ctx, t)
 		if err != nil && t != nil {
 			t = nil // tickets are single-use and may have expired: full handshake
-			s, err = open(ctx, nil)
+			s, done, err = open(ctx, nil)
 		}
 		if err != nil {
 			log.Warn().Err(err).Dur("retry_in", backoff).Msg("Failed to reach the hub")
@@ -162,6 +163,8 @@ func Reconnect(ctx context.Context, log zerolog.Logger, open func(ctx context.Co
 		}
 		backoff = time.Second
 		err = serve(ctx, s)
+		s.Close(context.Background())
+		done()
 		if tk, ok := s.Ticket(); ok {
 			t = &tk
 		}

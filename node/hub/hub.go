@@ -466,6 +466,18 @@ func (h *Hub) relayBack(ctx context.Context, peer *identity.Certificate, m sessi
 		return p.client.Send(ctx, wire.OpError, b)
 	}
 	r.Req = p.req
+	// The node speaks of its devices by their local IDs: record the new
+	// state and show the client the hub's view.
+	h.mu.Lock()
+	for i, dv := range r.Devices {
+		if d := h.devices[peer.Name+"/"+dv.ID]; d != nil && d.owner == peer.Node {
+			if dv.Capabilities != nil {
+				d.info.Capabilities = dv.Capabilities
+			}
+			r.Devices[i] = h.view(d)
+		}
+	}
+	h.mu.Unlock()
 	return h.reply(ctx, p.client, p.op, r)
 }
 

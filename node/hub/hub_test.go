@@ -222,8 +222,11 @@ func TestDevicesLocksEventsRelay(t *testing.T) {
 
 	// Configure is relayed to the node and its answer back.
 	r, code = a.do(wire.OpDeviceConfigure, ops.Request{Device: "pi/temp", Settings: map[string]string{"interval": "2s"}})
-	if code != wire.CodeOK || r.Result != "configured" || r.Devices[0].Capabilities["interval"] != "2s" {
+	if code != wire.CodeOK || r.Result != "configured" || r.Devices[0].Capabilities["interval"] != "2s" || r.Devices[0].ID != "pi/temp" || !r.Devices[0].Available {
 		t.Fatalf("relayed configure: %v %+v", code, r)
+	}
+	if r, _ := b.do(wire.OpDeviceCapabilities, ops.Request{Device: "pi/temp"}); r.Devices[0].Capabilities["interval"] != "2s" {
+		t.Errorf("the hub did not record the new state: %+v", r.Devices[0])
 	}
 	if _, code := a.do(wire.OpDeviceConfigure, ops.Request{Device: "pi/temp", Settings: map[string]string{"colour": "red"}}); code != wire.CodeBadRequest {
 		t.Errorf("bad setting relayed: %v", code)

@@ -1,0 +1,200 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/rs/zerolog"
+
+	"github.com/myclerk/myclerk-bridge/node/config"
+	"github.com/myclerk/myclerk-bridge/node/identity"
+	"github.com/myclerk/myclerk-bridge/node/runtime"
+)
+
+// loadConfig reads -config, or the defaults when the flag names no file
+// and ./config.yaml does not exist.
+func loadConfig(path string, explicit bool) (*config.Config, error) {
+	if !explicit {
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			return config.Default(), nil
+		}
+	}
+	return config.Load(path)
+}
+
+func logger(env Env, level string) zerolog.Logger {
+	l, err := zerolog.ParseLevel(level)
+	if err != nil {
+		l = zerolog.InfoLevel
+	}
+	return zerolog.New(env.Stderr).Level(l).With().Timestamp().Logger()
+}
+
+// signalContext ends on SIGINT or SIGTERM.
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+type configFlag struct {
+	path     string
+	explicit bool
+}
+
+func (c *configFlag) register(fs *flag.FlagSet) {
+	fs.Func("config", "configuration file (default ./config.yaml when it exists, else built-in defaults)", func(s string) error {
+		c.path, c.explicit = s, true
+		return nil
+	})
+}
+
+func (c *configFlag) load() (*config.Config, error) {
+	p := c.path
+	if p == "" {
+		p = "config.yaml"
+	}
+	return loadConfig(p, c.explicit)
+}
+
+func hubMain(args []string, env Env) int {
+	fs := flag.NewFlagSet("hub", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	var cf configFlag
+	cf.register(fs)
+	invite := fs.String("invite", "", "print pairing codes after starting: a comma-separated list of node or client")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	c, err := cf.load()
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "hub: %v\n", err)
+		return 1
+	}
+	if c.Role != "hub" {
+		fmt.Fprintf(env.Stderr, "hub: the configuration's role is %q; run `myclerk-bridge node` for a node\n", c.Role)
+		return 1
+	}
+	ctx, cancel := signalContext()
+	defer cancel()
+	log := logger(env, c.LogLevel)
+	h, err := runtime.StartHub(ctx, c, log)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "hub: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(env.Stdout, "MyClerk hub %q of family %s is running.\n", c.Name, h.Root.Family())
+	for t, a := range h.Addrs {
+		fmt.Fprintf(env.Stdout, "  %-9s %s\n", t, a)
+	}
+	if *invite != "" {
+		for _, r := range strings.Split(*invite, ",") {
+			role, err := identity.ParseRole(strings.TrimSpace(r))
+			if err != nil || role == identity.RoleHub {
+				fmt.Fprintf(env.Stderr, "hub: -invite %q: want node or client (or a comma-separated list)\n", r)
+				return 2
+			}
+			code, err := h.Invite(role)
+			if err != nil {
+				fmt.Fprintf(env.Stderr, "hub: %v\n", err)
+				return 1
+			}
+			fmt.Fprintf(env.Stdout, "Pairing code for a new %v (valid %v, once): %s\n", role, identity.PairingLifetime, code)
+		}
+		fmt.Fprintf(env.Stdout, "On the new machine: myclerk-bridge pair -hub %s -code CODE -name NAME -role node|client\n", firstAddr(h.Addrs))
+	}
+	<-ctx.Done()
+	fmt.Fprintln(env.Stdout, "Stopping.")
+	return 0
+}
+
+func firstAddr(a map[string]string) string {
+	for _, k := range []string{"tcp", "websocket"} {
+		if a[k] != "" {
+			return a[k]
+		}
+	}
+	return "tcp://HUB:7410"
+}
+
+func nodeMain(args []string, env Env) int {
+	fs := flag.NewFlagSet("node", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	var cf configFlag
+	cf.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	c, err := cf.load()
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "node: %v\n", err)
+		return 1
+	}
+	if c.Role != "node" {
+		fmt.Fprintf(env.Stderr, "node: the configuration's role is %q; set role: node (see config.example.yaml)\n", c.Role)
+		return 1
+	}
+	ctx, cancel := signalContext()
+	defer cancel()
+	if err := runtime.RunNode(ctx, c, logger(env, c.LogLevel)); err != nil && !errors.Is(err, context.Canceled) {
+		fmt.Fprintf(env.Stderr, "node: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func pairMain(args []string, env Env) int {
+	fs := flag.NewFlagSet("pair", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	var cf configFlag
+	cf.register(fs)
+	hubAddr := fs.String("hub", "", "the hub: tcp://host:7410 or ws://host:7411/myclerk")
+	code := fs.String("code", "", "the pairing code the hub printed")
+	name := fs.String("name", "", "this node's name in the family (default: the configuration's name)")
+	role := fs.String("role", "node", "node or client")
+	dataDir := fs.String("data", "", "data directory for the keys (default: the configuration's data_dir)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	fail := func(code int, format string, a ...any) int {
+		fmt.Fprintf(env.Stderr, "pair: "+format+"\n", a...)
+		return code
+	}
+	c, err := cf.load()
+	if err != nil {
+		return fail(1, "%v", err)
+	}
+	if *name != "" {
+		c.Name = *name
+	}
+	if *dataDir != "" {
+		c.DataDir = *dataDir
+	}
+	if err := c.Check(); err != nil {
+		return fail(1, "%v", err)
+	}
+	ep, err := runtime.ParseEndpoint(*hubAddr)
+	if err != nil {
+		return fail(2, "-hub: %v", err)
+	}
+	pc, err := identity.ParsePairingCode(*code)
+	if err != nil {
+		return fail(2, "-code: %v", err)
+	}
+	r, err := identity.ParseRole(*role)
+	if err != nil || r == identity.RoleHub {
+		return fail(2, "-role %q: want node or client", *role)
+	}
+	ctx, cancel := signalContext()
+	defer cancel()
+	id, err := runtime.Pair(ctx, c, ep, pc, r, logger(env, "warn"))
+	if err != nil {
+		return fail(1, "%v", err)
+	}
+	fmt.Fprintf(env.Stdout, "Paired %q (%v, node %s) with family %s; keys in %s\n", id.Cert.Name, id.Cert.Role, id.Cert.Node, id.Cert.Family, c.KeyDir())
+	return 0
+}

@@ -1,0 +1,396 @@
+// Package runtime starts a hub or a node from its configuration: keys from
+// the key directory (a hub makes its family on first start), the
+// listeners, the embedded NATS server, sessions, and the hub or agent that
+// serves them.
+package runtime
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+
+	"github.com/myclerk/myclerk-bridge/node/agent"
+	"github.com/myclerk/myclerk-bridge/node/config"
+	"github.com/myclerk/myclerk-bridge/node/hub"
+	"github.com/myclerk/myclerk-bridge/node/identity"
+	"github.com/myclerk/myclerk-bridge/node/keystore"
+	"github.com/myclerk/myclerk-bridge/node/ops"
+	"github.com/myclerk/myclerk-bridge/node/session"
+	"github.com/myclerk/myclerk-bridge/node/transport"
+	"github.com/myclerk/myclerk-bridge/wire"
+	"github.com/myclerk/myclerk-bridge/wire/payload"
+	"github.com/myclerk/myclerk-bridge/wire/ticket"
+)
+
+// HubNATSNode is the node token under which a hub accepts on NATS.
+const HubNATSNode = "hub"
+
+// SessionConfig builds the session configuration of a node.
+func SessionConfig(c *config.Config, id *identity.Identity, root ed25519.PublicKey, log zerolog.Logger) (*session.Config, error) {
+	pol := &session.Policy{}
+	for name, t := range c.Session.MinTier {
+		op, _ := wire.OpByName(name)
+		if err := pol.RaiseOp(op, wire.Tier(t)); err != nil {
+			return nil, err
+		}
+	}
+	return &session.Config{Identity: id, Root: root, Tier: wire.Tier(c.Session.Tier), Floor: wire.Tier(c.Session.Floor),
+		Capabilities: []payload.Capability{payload.CapChaCha20, payload.CapFragmentation},
+		Policy:       pol, Rand: rand.Reader, Log: log}, nil
+}
+
+// Hub is a running hub.
+type Hub struct {
+	Root     *identity.Root
+	Identity *identity.Identity
+	Codes    *identity.Codes
+	Registry *hub.Hub
+	Addrs    map[string]string // transport -> listening address (or NATS URL)
+
+	cfg       *config.Config
+	log       zerolog.Logger
+	nats      *transport.EmbeddedNATS
+	nc        *nats.Conn
+	revokedMu sync.Mutex
+	revoked   map[identity.NodeID]bool
+}
+
+// LoadOrCreateFamily returns the hub's root key and identity, making the
+// family on first start.
+func LoadOrCreateFamily(c *config.Config, log zerolog.Logger) (*identity.Root, *identity.Identity, error) {
+	keys := keystore.Dir(c.KeyDir())
+	root, err := keys.LoadRoot()
+	if errors.Is(err, keystore.ErrNotFound) {
+		if root, err = identity.NewRoot(rand.Reader); err != nil {
+			return nil, nil, err
+		}
+		if err := keys.SaveRoot(root); err != nil {
+			return nil, nil, err
+		}
+		log.Info().Stringer("family_id", root.Family()).Str("key_dir", string(keys)).Msg("Created a new family")
+	} else if err != nil {
+		return nil, nil, err
+	}
+	id, err := keys.LoadIdentity()
+	if errors.Is(err, keystore.ErrNotFound) || (err == nil && id.Cert.Verify(root.Public(), time.Now().Add(30*24*time.Hour)) != nil) {
+		// First start, or the certificate ends within 30 days: issue one.
+		priv, nodeID, err := identity.NewNodeKey(rand.Reader)
+		if err != nil {
+			return nil, nil, err
+		}
+		c, err := root.Issue(nodeID, identity.RoleHub, c.Name, priv.Public().(ed25519.PublicKey), time.Now(), session.CertLifetime)
+		if err != nil {
+			return nil, nil, err
+		}
+		id = &identity.Identity{Cert: c, Private: priv}
+		if err := keys.SaveIdentity(id); err != nil {
+			return nil, nil, err
+		}
+	} else if err != nil {
+		return nil, nil, err
+	}
+	return root, id, nil
+}
+
+// StartHub starts a hub's listeners; it serves until ctx is done.
+func StartHub(ctx context.Context, c *config.Config, log zerolog.Logger) (*Hub, error) {
+	root, id, err := LoadOrCreateFamily(c, log)
+	if err != nil {
+		return nil, err
+	}
+	mode, _ := ops.ParseMode(c.ACL.DefaultMode)
+	h := &Hub{Root: root, Identity: id, Codes: &identity.Codes{}, cfg: c, log: log, Addrs: map[string]string{},
+		Registry: hub.New(hub.Config{DefaultMode: mode, Admins: c.ACL.Admins, Log: log}), revoked: map[identity.NodeID]bool{}}
+	scfg, err := SessionConfig(c, id, root.Public(), log)
+	if err != nil {
+		return nil, err
+	}
+	scfg.Revoked = h.isRevoked
+	r := &session.Responder{Config: scfg, Enrol: (&session.Enroller{Root: root, Codes: h.Codes}).Handle}
+	if c.Session.Tickets {
+		var kr ticket.Keyring
+		var secret [32]byte
+		if _, err := rand.Read(secret[:]); err != nil {
+			return nil, err
+		}
+		kr.Add(ticket.Key{ID: uint32(time.Now().Unix()), Secret: secret})
+		r.Tickets = &session.Tickets{Keys: &kr}
+	}
+	serve := func(conn transport.Conn) {
+		s, err := r.Accept(ctx, conn)
+		if err != nil {
+			if !session.IsEnrolled(err) {
+				log.Info().Err(err).Str("remote", conn.RemoteAddr()).Msg("Refused a session")
+			}
+			return
+		}
+		go s.Keepalive(ctx, c.Session.Keepalive, c.Session.DeadAfter)
+		err = h.Registry.Serve(ctx, s)
+		log.Debug().Err(err).Str("remote", conn.RemoteAddr()).Msg("A session ended")
+	}
+	if c.Listen.TCP != "" {
+		ln, err := net.Listen("tcp", c.Listen.TCP)
+		if err != nil {
+			return nil, fmt.Errorf("failed to listen on %s (listen.tcp): %w", c.Listen.TCP, err)
+		}
+		h.Addrs["tcp"] = "tcp://" + ln.Addr().String()
+		context.AfterFunc(ctx, func() { ln.Close() })
+		go func() {
+			for {
+				conn, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				go serve(transport.NewStream(conn))
+			}
+		}()
+	}
+	if c.Listen.WebSocket != "" {
+		ln, err := net.Listen("tcp", c.Listen.WebSocket)
+		if err != nil {
+			return nil, fmt.Errorf("failed to listen on %s (listen.websocket): %w", c.Listen.WebSocket, err)
+		}
+		h.Addrs["websocket"] = "ws://" + ln.Addr().String() + "/myclerk"
+		mux := http.NewServeMux()
+		mux.Handle("/myclerk", transport.WebSocketHandler(serve))
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		context.AfterFunc(ctx, func() { srv.Close() })
+		go srv.Serve(ln)
+	}
+	natsURL := c.NATS.URL
+	if natsURL == "" && c.Listen.NATS != "" {
+		e, err := transport.StartEmbeddedNATS(c.Listen.NATS)
+		if err != nil {
+			return nil, fmt.Errorf("listen.nats: %w", err)
+		}
+		h.nats = e
+		natsURL = e.URL()
+		context.AfterFunc(ctx, e.Shutdown)
+	}
+	if natsURL != "" {
+		nc, err := nats.Connect(natsURL, nats.Name("myclerk hub "+c.Name), nats.MaxReconnects(-1))
+		if err != nil {
+			return nil, fmt.Errorf("failed to join NATS at %s: %w", natsURL, err)
+		}
+		h.nc = nc
+		context.AfterFunc(ctx, nc.Close)
+		l, err := transport.ListenNATS(nc, root.Family().String(), HubNATSNode)
+		if err != nil {
+			return nil, err
+		}
+		h.Addrs["nats"] = natsURL
+		go func() {
+			for {
+				conn, err := l.Accept(ctx)
+				if err != nil {
+					return
+				}
+				go serve(conn)
+			}
+		}()
+	}
+	log.Info().Stringer("family_id", root.Family()).Interface("listening", h.Addrs).Msg("The hub is running")
+	return h, nil
+}
+
+func (h *Hub) isRevoked(id identity.NodeID) bool {
+	h.revokedMu.Lock()
+	defer h.revokedMu.Unlock()
+	return h.revoked[id]
+}
+
+// Invite makes a pairing code for a new node or client.
+func (h *Hub) Invite(role identity.Role) (identity.PairingCode, error) {
+	code, err := identity.NewPairingCode(rand.Reader)
+	if err != nil {
+		return "", err
+	}
+	h.Codes.Add(code, role, time.Now())
+	return code, nil
+}
+
+// Endpoint is where to reach a hub: tcp://host:port, ws://host:port/path
+// or nats://host:port.
+type Endpoint struct {
+	Scheme, Addr string
+	URL          string
+}
+
+// ParseEndpoint reads a hub address.
+func ParseEndpoint(s string) (Endpoint, error) {
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" {
+		return Endpoint{}, fmt.Errorf("hub address %q: want tcp://host:port, ws://host:port/myclerk or nats://host:port", s)
+	}
+	switch u.Scheme {
+	case "tcp", "ws", "wss", "nats":
+		return Endpoint{Scheme: u.Scheme, Addr: u.Host, URL: s}, nil
+	}
+	return Endpoint{}, fmt.Errorf("hub address %q: unknown scheme %q (tcp, ws, wss or nats)", s, u.Scheme)
+}
+
+// Dial opens a connection to a hub. family and self name this node on
+// NATS (self may be any token before enrolment).
+func (e Endpoint) Dial(ctx context.Context, family identity.FamilyID, self string) (transport.Conn, func(), error) {
+	switch e.Scheme {
+	case "tcp":
+		c, err := (&net.Dialer{Timeout: 10 * time.Second}).DialContext(ctx, "tcp", e.Addr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("failed to reach the hub at %s: %w", e.URL, err)
+		}
+		return transport.NewStream(c), func() {}, nil
+	case "ws", "wss":
+		c, err := transport.DialWebSocket(ctx, e.URL)
+		if err != nil {
+			return nil, nil, err
+		}
+		return c, func() {}, nil
+	}
+	nc, err := nats.Connect(e.URL, nats.Name("myclerk "+self), nats.MaxReconnects(-1))
+	if err != nil {
+		return nil, nil, fmt.Errorf("failed to join NATS at %s: %w", e.URL, err)
+	}
+	c, err := transport.DialNATS(nc, family.String(), strings.ReplaceAll(self, ".", "-"), HubNATSNode)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return c, nc.Close, nil
+}
+
+// Pair enrols this node with the hub at ep using a pairing code and
+// stores its keys in c's key directory.
+func Pair(ctx context.Context, c *config.Config, ep Endpoint, code identity.PairingCode, role identity.Role, log zerolog.Logger) (*identity.Identity, error) {
+	if ep.Scheme == "nats" {
+		return nil, errors.New("pair over tcp:// or ws://: on NATS the family is not known before pairing")
+	}
+	conn, done, err := ep.Dial(ctx, identity.FamilyID{}, "pairing")
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	scfg, err := SessionConfig(c, nil, nil, log)
+	if err != nil {
+		return nil, err
+	}
+	id, root, err := session.Enrol(ctx, conn, *scfg, code, c.Name, role)
+	if err != nil {
+		return nil, fmt.Errorf("failed to pair with %s: %w", ep.URL, err)
+	}
+	keys := keystore.Dir(c.KeyDir())
+	if err := keys.SaveRootPublic(root); err != nil {
+		return nil, err
+	}
+	if err := keys.SaveIdentity(id); err != nil {
+		return nil, err
+	}
+	return id, nil
+}
+
+// LoadMember reads a paired node's identity and pinned root key.
+func LoadMember(c *config.Config) (*identity.Identity, ed25519.PublicKey, error) {
+	keys := keystore.Dir(c.KeyDir())
+	id, err := keys.LoadIdentity()
+	if errors.Is(err, keystore.ErrNotFound) {
+		return nil, nil, fmt.Errorf("this node is not paired yet: run `myclerk-bridge pair` with a code from the hub (%w)", err)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	root, err := keys.LoadRootPublic()
+	if err != nil {
+		return nil, nil, err
+	}
+	return id, root, nil
+}
+
+// Open opens (or resumes, with t) a session to the hub.
+func Open(ctx context.Context, c *config.Config, ep Endpoint, id *identity.Identity, root ed25519.PublicKey, t *session.Ticket, log zerolog.Logger) (*session.Session, func(), error) {
+	conn, done, err := ep.Dial(ctx, identity.FamilyOf(root), id.Cert.Node.String())
+	if err != nil {
+		return nil, nil, err
+	}
+	scfg, err := SessionConfig(c, id, root, log)
+	if err != nil {
+		done()
+		return nil, nil, err
+	}
+	var s *session.Session
+	if t != nil {
+		s, err = session.Resume(ctx, conn, scfg, *t)
+	} else {
+		s, err = session.Dial(ctx, conn, scfg)
+	}
+	if err != nil {
+		done()
+		return nil, nil, err
+	}
+	return s, done, nil
+}
+
+// HubEndpoint picks the configured way to reach the hub.
+func HubEndpoint(c *config.Config) (Endpoint, error) {
+	switch {
+	case c.Hub.TCP != "":
+		return ParseEndpoint("tcp://" + c.Hub.TCP)
+	case c.Hub.WebSocket != "":
+		return ParseEndpoint(c.Hub.WebSocket)
+	case c.Hub.NATS:
+		return ParseEndpoint(c.NATS.URL)
+	}
+	return Endpoint{}, errors.New("config: hub: no way to reach the hub")
+}
+
+// RunNode serves a node's devices to its hub until ctx is done,
+// reconnecting (with a resumption ticket when it has one) when the
+// session ends.
+func RunNode(ctx context.Context, c *config.Config, log zerolog.Logger) error {
+	id, root, err := LoadMember(c)
+	if err != nil {
+		return err
+	}
+	ep, err := HubEndpoint(c)
+	if err != nil {
+		return err
+	}
+	var devices []agent.Device
+	for _, s := range c.Devices.Sensors {
+		iv := s.Interval
+		if iv == 0 {
+			iv = 30 * time.Second
+		}
+		devices = append(devices, agent.NewSimSensor(s.ID, s.Name, s.Base, iv))
+	}
+	for _, p := range c.Devices.Serial {
+		baud := p.Baud
+		if baud == 0 {
+			baud = 115200
+		}
+		d, err := agent.NewSerialPort(p.ID, p.Path, baud)
+		if err != nil {
+			return fmt.Errorf("config: devices.serial %s: %w", p.ID, err)
+		}
+		devices = append(devices, d)
+	}
+	a := &agent.Agent{Devices: devices, Log: log}
+	agent.Reconnect(ctx, log, func(ctx context.Context, t *session.Ticket) (*session.Session, func(), error) {
+		s, done, err := Open(ctx, c, ep, id, root, t, log)
+		if err != nil {
+			return nil, nil, err
+		}
+		go s.Keepalive(ctx, c.Session.Keepalive, c.Session.DeadAfter)
+		return s, done, nil
+	}, a.Serve)
+	return ctx.Err()
+}
