@@ -1,0 +1,177 @@
+package tests
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// proc is a long-running process of the binary.
+type proc struct {
+	cmd *exec.Cmd
+	out chan string
+}
+
+func start(t *testing.T, dir string, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(binPath, args...)
+	cmd.Dir = dir
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: cmd, out: make(chan string, 100)}
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			p.out <- sc.Text()
+		}
+		close(p.out)
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+		}
+	})
+	return p
+}
+
+// lines reads stdout until a line matches re, returning all lines read.
+func (p *proc) until(t *testing.T, re *regexp.Regexp) []string {
+	t.Helper()
+	var lines []string
+	deadline := time.After(20 * time.Second)
+	for {
+		select {
+		case l, ok := <-p.out:
+			if !ok {
+				t.Fatalf("the process ended; it printed:\n%s", strings.Join(lines, "\n"))
+			}
+			lines = append(lines, l)
+			if re.MatchString(l) {
+				return lines
+			}
+		case <-deadline:
+			t.Fatalf("timed out; the process printed:\n%s", strings.Join(lines, "\n"))
+		}
+	}
+}
+
+// TestFamilyFromTheCommandLine is the README's walk-through as a user does
+// it: start a hub, pair a node and a client with the printed codes, run
+// the node, and use its sensor from the client over each transport.
+func TestFamilyFromTheCommandLine(t *testing.T) {
+	dir := t.TempDir()
+	tcpPort, wsPort, natsPort := freePort(t), freePort(t), freePort(t)
+	hubCfg := fmt.Sprintf("role: hub\nname: nas\ndata_dir: ./hub\nlisten: {tcp: 127.0.0.1:%d, websocket: 127.0.0.1:%d, nats: 127.0.0.1:%d}\n", tcpPort, wsPort, natsPort)
+	os.WriteFile(filepath.Join(dir, "hub.yaml"), []byte(hubCfg), 0o600)
+	hub := start(t, dir, "hub", "-config", "hub.yaml", "-invite", "node,client")
+	lines := hub.until(t, regexp.MustCompile(`^On the new machine`))
+	codeRe := regexp.MustCompile(`[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}`)
+	var codes []string
+	for _, l := range lines {
+		if c := codeRe.FindString(l); c != "" {
+			codes = append(codes, c)
+		}
+	}
+	if len(codes) != 2 {
+		t.Fatalf("want two pairing codes, got:\n%s", strings.Join(lines, "\n"))
+	}
+	tcp := fmt.Sprintf("tcp://127.0.0.1:%d", tcpPort)
+
+	nodeCfg := fmt.Sprintf("role: node\nname: pi\ndata_dir: ./pi\nhub: {tcp: 127.0.0.1:%d}\ndevices: {sensors: [{id: temp, name: Kitchen, base: 19, interval: 1s}]}\n", tcpPort)
+	os.WriteFile(filepath.Join(dir, "pi.yaml"), []byte(nodeCfg), 0o600)
+	runIn := func(args ...string) result {
+		t.Helper()
+		cmd := exec.Command(binPath, args...)
+		cmd.Dir = dir
+		var out, errb strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		return result{out.String(), errb.String(), code}
+	}
+	if r := runIn("pair", "-config", "pi.yaml", "-hub", tcp, "-code", codes[0]); r.code != 0 {
+		t.Fatalf("pair node: %s %s", r.stdout, r.stderr)
+	}
+	// The code was single-use.
+	if r := runIn("pair", "-config", "pi.yaml", "-data", "./pi2", "-hub", tcp, "-code", codes[0]); r.code == 0 {
+		t.Fatal("a pairing code worked twice")
+	}
+	if r := runIn("pair", "-hub", tcp, "-code", strings.ToLower(codes[1]), "-name", "phone", "-role", "client", "-data", "./phone"); r.code != 0 {
+		t.Fatalf("pair client: %s %s", r.stdout, r.stderr)
+	}
+	if st, err := os.Stat(filepath.Join(dir, "phone/keys/node.key")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("client key file: %v %v", st, err)
+	}
+	start(t, dir, "node", "-config", "pi.yaml")
+
+	client := func(args ...string) result {
+		return runIn(append([]string{"client", "-data", "./phone"}, args...)...)
+	}
+	var r result
+	for i := 0; i < 100; i++ {
+		if r = client("-hub", tcp, "devices"); strings.Contains(r.stdout, "pi/temp") {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !strings.Contains(r.stdout, "pi/temp") || !strings.Contains(r.stdout, "Kitchen") {
+		t.Fatalf("devices: %q %q", r.stdout, r.stderr)
+	}
+	for _, hubAddr := range []string{tcp, fmt.Sprintf("ws://127.0.0.1:%d/myclerk", wsPort), fmt.Sprintf("nats://127.0.0.1:%d", natsPort)} {
+		r = client("-hub", hubAddr, "-json", "subscribe", "pi/temp", "1")
+		if r.code != 0 || !strings.Contains(r.stdout, `"temperature"`) {
+			t.Errorf("subscribe over %s: %d %q %q", hubAddr, r.code, r.stdout, r.stderr)
+		}
+	}
+	if r = client("-hub", tcp, "-tier", "5", "status"); r.code != 0 || !strings.Contains(r.stdout, "tier          3 (asked for 5)") {
+		t.Errorf("status: %q %q", r.stdout, r.stderr)
+	}
+	if r = client("-hub", tcp, "-tier", "5", "-floor", "5", "status"); r.code == 0 || !strings.Contains(r.stderr, "below the configured floor") {
+		t.Errorf("floor above the hub's tier: %d %q", r.code, r.stderr)
+	}
+	if r = client("-hub", tcp, "lock", "pi/temp", "60"); r.code != 0 || !strings.Contains(r.stdout, "locked for 60 s") {
+		t.Errorf("lock: %q %q", r.stdout, r.stderr)
+	}
+	if r = client("-hub", tcp, "configure", "pi/temp", "interval=2s"); r.code != 0 || !strings.Contains(r.stdout, "pi/temp") {
+		t.Errorf("configure: %q %q", r.stdout, r.stderr)
+	}
+	if r = client("-hub", tcp, "info", "pi/none"); r.code != 1 || !strings.Contains(r.stderr, "NOT_FOUND") {
+		t.Errorf("unknown device: %d %q", r.code, r.stderr)
+	}
+	if r = client("-hub", tcp, "fly"); r.code != 1 || !strings.Contains(r.stderr, "unknown command") {
+		t.Errorf("unknown command: %d %q", r.code, r.stderr)
+	}
+	if r = runIn("client", "-data", "./nobody", "-hub", tcp, "devices"); r.code != 1 || !strings.Contains(r.stderr, "not paired") {
+		t.Errorf("unpaired client: %d %q", r.code, r.stderr)
+	}
+}
+
+func TestBadConfiguration(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "bad.yaml"), []byte("role: hub\nsession: {tier: 7}\n"), 0o600)
+	cmd := exec.Command(binPath, "hub", "-config", "bad.yaml")
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "session.tier") {
+		t.Fatalf("bad config: %v %s", err, out)
+	}
+}
