@@ -1,0 +1,137 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/myclerk/myclerk-bridge/node/identity"
+)
+
+const (
+	nodeColumns  = `node_id, name, role, certificate, enrolled_at, revoked_at, last_seen`
+	getNodeQuery = `SELECT ` + nodeColumns + ` FROM nodes WHERE node_id = $1`
+	// A revocation survives Put: a revoked node stays revoked.
+	putNodeQuery = `
+		INSERT INTO nodes (` + nodeColumns + `) VALUES ($1, $2, $3, $4, $5, $6, $7)
+		ON CONFLICT (node_id) DO UPDATE SET
+			name = excluded.name, role = excluded.role, certificate = excluded.certificate,
+			enrolled_at = excluded.enrolled_at, last_seen = excluded.last_seen,
+			revoked_at = COALESCE(nodes.revoked_at, excluded.revoked_at)`
+	listNodesQuery       = `SELECT ` + nodeColumns + ` FROM nodes ORDER BY name, node_id`
+	revokeNodeQuery      = `UPDATE nodes SET revoked_at = COALESCE(revoked_at, $2) WHERE node_id = $1`
+	isNodeRevokedQuery   = `SELECT COUNT(*) FROM nodes WHERE node_id = $1 AND revoked_at IS NOT NULL`
+	listRevokedQuery     = `SELECT node_id FROM nodes WHERE revoked_at IS NOT NULL ORDER BY node_id`
+	setNodeLastSeenQuery = `UPDATE nodes SET last_seen = $2 WHERE node_id = $1`
+)
+
+// Node is an enrolled node.
+type Node struct {
+	ID          identity.NodeID
+	Name        string
+	Role        identity.Role
+	Certificate []byte // as identity.Certificate.Marshal writes it
+	EnrolledAt  time.Time
+	RevokedAt   time.Time // zero while the node is not revoked
+	LastSeen    time.Time // zero when never seen
+}
+
+// Revoked reports whether the node is revoked.
+func (n *Node) Revoked() bool { return !n.RevokedAt.IsZero() }
+
+// NodeQuery reads and writes the nodes table.
+type NodeQuery struct {
+	db *sql.DB
+}
+
+func scanNode(row rowScanner) (*Node, error) {
+	var n Node
+	var role, enrolled int64
+	var revoked, seen sql.NullInt64
+	if err := row.Scan(fixed(n.ID[:]), &n.Name, &role, &n.Certificate, &enrolled, &revoked, &seen); err != nil {
+		return nil, err
+	}
+	n.Role = identity.Role(role)
+	n.EnrolledAt = fromUnix(enrolled)
+	n.RevokedAt = fromNullUnix(revoked)
+	n.LastSeen = fromNullUnix(seen)
+	return &n, nil
+}
+
+// Put adds or updates a node. It never lifts a revocation.
+func (q *NodeQuery) Put(ctx context.Context, n *Node) error {
+	_, err := q.db.ExecContext(ctx, putNodeQuery, n.ID[:], n.Name, int64(n.Role), n.Certificate,
+		n.EnrolledAt.Unix(), nullUnix(n.RevokedAt), nullUnix(n.LastSeen))
+	if err != nil {
+		return fmt.Errorf("failed to put node %s: %w", n.ID, err)
+	}
+	return nil
+}
+
+// Get returns a node, or ErrNotFound.
+func (q *NodeQuery) Get(ctx context.Context, id identity.NodeID) (*Node, error) {
+	n, err := scanNode(q.db.QueryRowContext(ctx, getNodeQuery, id[:]))
+	if errors.Is(err, sql.ErrNoRows) {
+		err = ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("failed to get node %s: %w", id, err)
+	}
+	return n, nil
+}
+
+// List returns every node, revoked ones included, ordered by name.
+func (q *NodeQuery) List(ctx context.Context) ([]*Node, error) {
+	rows, err := q.db.QueryContext(ctx, listNodesQuery)
+	nodes, err := collect(rows, err, scanNode)
+	if err != nil {
+		return nil, fmt.Errorf("failed to list nodes: %w", err)
+	}
+	return nodes, nil
+}
+
+// Revoke revokes a node from at; revoking it again keeps the first time.
+// It returns ErrNotFound for an unknown node.
+func (q *NodeQuery) Revoke(ctx context.Context, id identity.NodeID, at time.Time) error {
+	if err := execOne(ctx, q.db, revokeNodeQuery, id[:], at.Unix()); err != nil {
+		return fmt.Errorf("failed to revoke node %s: %w", id, err)
+	}
+	return nil
+}
+
+// IsRevoked reports whether a node is revoked; an unknown node is not.
+func (q *NodeQuery) IsRevoked(ctx context.Context, id identity.NodeID) (bool, error) {
+	var n int
+	if err := q.db.QueryRowContext(ctx, isNodeRevokedQuery, id[:]).Scan(&n); err != nil {
+		return false, fmt.Errorf("failed to check revocation of node %s: %w", id, err)
+	}
+	return n > 0, nil
+}
+
+// Revoked returns the IDs of the revoked nodes, in byte order.
+func (q *NodeQuery) Revoked(ctx context.Context) ([]identity.NodeID, error) {
+	rows, err := q.db.QueryContext(ctx, listRevokedQuery)
+	ids, err := collect(rows, err, func(row rowScanner) (*identity.NodeID, error) {
+		var id identity.NodeID
+		return &id, row.Scan(fixed(id[:]))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("failed to list revoked nodes: %w", err)
+	}
+	out := make([]identity.NodeID, len(ids))
+	for i, id := range ids {
+		out[i] = *id
+	}
+	return out, nil
+}
+
+// Seen records that a node was seen at at. It returns ErrNotFound for an
+// unknown node.
+func (q *NodeQuery) Seen(ctx context.Context, id identity.NodeID, at time.Time) error {
+	if err := execOne(ctx, q.db, setNodeLastSeenQuery, id[:], at.Unix()); err != nil {
+		return fmt.Errorf("failed to record node %s as seen: %w", id, err)
+	}
+	return nil
+}

@@ -1,0 +1,508 @@
+package store
+
+import (
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"reflect"
+	"sync"
+	"testing"
+
+	"github.com/myclerk/myclerk-bridge/node/identity"
+	"github.com/myclerk/myclerk-bridge/node/ops"
+	"github.com/myclerk/myclerk-bridge/wire/ticket"
+)
+
+func testFamily(t *testing.T, b backend) {
+	ctx := t.Context()
+	s, _ := open(t, b)
+	_, err := s.Family.Get(ctx)
+	wantNotFound(t, "Get before Put", err)
+
+	f := testFamilyValue(1)
+	must(t, s.Family.Put(ctx, f))
+	got, err := s.Family.Get(ctx)
+	must(t, err)
+	if !reflect.DeepEqual(got, f) {
+		t.Errorf("Get = %+v, want %+v", got, f)
+	}
+	must(t, s.Family.Put(ctx, f)) // the same family again: nothing to do
+
+	other := testFamilyValue(2)
+	if err := s.Family.Put(ctx, other); !errors.Is(err, ErrFamilyExists) {
+		t.Errorf("Put of another family: got %v, want ErrFamilyExists", err)
+	}
+	mismatched := testFamilyValue(3)
+	mismatched.ID = f.ID
+	if err := s.Family.Put(ctx, mismatched); err == nil || errors.Is(err, ErrFamilyExists) {
+		t.Errorf("Put with an ID not of the root key: got %v, want a refusal", err)
+	}
+	if got, _ := s.Family.Get(ctx); !reflect.DeepEqual(got, f) {
+		t.Errorf("after refused Puts, Get = %+v, want %+v", got, f)
+	}
+}
+
+func testFamilyValue(seed byte) *Family {
+	s := make([]byte, ed25519.SeedSize)
+	s[0] = seed
+	key := ed25519.NewKeyFromSeed(s).Public().(ed25519.PublicKey)
+	return &Family{RootKey: key, ID: identity.FamilyOf(key), CreatedAt: at(int64(seed))}
+}
+
+func testNode(b byte, name string) *Node {
+	return &Node{
+		ID:          nodeID(b),
+		Name:        name,
+		Role:        identity.RoleNode,
+		Certificate: []byte("certificate of " + name),
+		EnrolledAt:  at(10),
+		LastSeen:    at(20),
+	}
+}
+
+func testNodes(t *testing.T, b backend) {
+	ctx := t.Context()
+	s, _ := open(t, b)
+	_, err := s.Nodes.Get(ctx, nodeID(9))
+	wantNotFound(t, "Get of an unknown node", err)
+	wantNotFound(t, "Revoke of an unknown node", s.Nodes.Revoke(ctx, nodeID(9), at(1)))
+	wantNotFound(t, "Seen of an unknown node", s.Nodes.Seen(ctx, nodeID(9), at(1)))
+	if revoked, err := s.Nodes.IsRevoked(ctx, nodeID(9)); err != nil || revoked {
+		t.Errorf("IsRevoked of an unknown node = %v, %v; want false, nil", revoked, err)
+	}
+
+	pi, nas, hub := testNode(1, "pi"), testNode(2, "nas"), testNode(3, "hub")
+	hub.Role = identity.RoleHub
+	hub.LastSeen = at(-5)
+	for _, n := range []*Node{pi, nas, hub} {
+		must(t, s.Nodes.Put(ctx, n))
+	}
+	got, err := s.Nodes.Get(ctx, pi.ID)
+	must(t, err)
+	if !reflect.DeepEqual(got, pi) {
+		t.Errorf("Get = %+v, want %+v", got, pi)
+	}
+	list, err := s.Nodes.List(ctx)
+	must(t, err)
+	if want := []*Node{hub, nas, pi}; !reflect.DeepEqual(list, want) {
+		t.Errorf("List = %+v, want by name %+v", list, want)
+	}
+
+	// Upsert.
+	pi.Name = "raspberry"
+	pi.Certificate = []byte("renewed")
+	must(t, s.Nodes.Put(ctx, pi))
+	if got, _ := s.Nodes.Get(ctx, pi.ID); !reflect.DeepEqual(got, pi) {
+		t.Errorf("after upsert Get = %+v, want %+v", got, pi)
+	}
+	must(t, s.Nodes.Seen(ctx, pi.ID, at(99)))
+	if got, _ := s.Nodes.Get(ctx, pi.ID); !got.LastSeen.Equal(at(99)) {
+		t.Errorf("LastSeen = %v, want %v", got.LastSeen, at(99))
+	}
+
+	// Revocation: permanent, first time kept, not lifted by Put.
+	must(t, s.Nodes.Revoke(ctx, nas.ID, at(50)))
+	must(t, s.Nodes.Revoke(ctx, nas.ID, at(60)))
+	must(t, s.Nodes.Put(ctx, nas)) // nas.RevokedAt is zero
+	got, err = s.Nodes.Get(ctx, nas.ID)
+	must(t, err)
+	if !got.Revoked() || !got.RevokedAt.Equal(at(50)) {
+		t.Errorf("RevokedAt = %v, want %v", got.RevokedAt, at(50))
+	}
+	for _, tc := range []struct {
+		id   identity.NodeID
+		want bool
+	}{{nas.ID, true}, {pi.ID, false}, {hub.ID, false}} {
+		if revoked, err := s.Nodes.IsRevoked(ctx, tc.id); err != nil || revoked != tc.want {
+			t.Errorf("IsRevoked(%s) = %v, %v; want %v", tc.id, revoked, err, tc.want)
+		}
+	}
+	revoked, err := s.Nodes.Revoked(ctx)
+	must(t, err)
+	if want := []identity.NodeID{nas.ID}; !reflect.DeepEqual(revoked, want) {
+		t.Errorf("Revoked = %v, want %v", revoked, want)
+	}
+
+	// A node put revoked is revoked.
+	gone := testNode(4, "gone")
+	gone.RevokedAt = at(7)
+	must(t, s.Nodes.Put(ctx, gone))
+	if revoked, _ := s.Nodes.IsRevoked(ctx, gone.ID); !revoked {
+		t.Error("a node put with RevokedAt is not revoked")
+	}
+}
+
+func testDevices(t *testing.T, b backend) {
+	ctx := t.Context()
+	s, _ := open(t, b)
+	_, err := s.Devices.Get(ctx, "nowhere/x")
+	wantNotFound(t, "Get of an unknown device", err)
+	wantNotFound(t, "Delete of an unknown device", s.Devices.Delete(ctx, "nowhere/x"))
+
+	pi, nas := nodeID(1), nodeID(2)
+	devices := []*Device{
+		{ID: "pi/serial0", Owner: pi, Kind: "serial", Name: "Serial port",
+			Capabilities: json.RawMessage(`{"baud":[9600,115200]}`), State: json.RawMessage(`{"open":false}`),
+			AnnouncedAt: at(1), Available: true},
+		{ID: "pi/gpio17", Owner: pi, Kind: "gpio", Name: "Door",
+			Capabilities: json.RawMessage(`["read","write"]`), State: json.RawMessage(`{"level":1}`),
+			AnnouncedAt: at(2), Available: true},
+		{ID: "nas/temp", Owner: nas, Kind: "sensor", Name: "Temperature ☀",
+			Capabilities: json.RawMessage(`{}`), State: json.RawMessage(`null`),
+			AnnouncedAt: at(3), Available: false},
+	}
+	for _, d := range devices {
+		must(t, s.Devices.Put(ctx, d))
+	}
+	got, err := s.Devices.Get(ctx, "nas/temp")
+	must(t, err)
+	if !reflect.DeepEqual(got, devices[2]) {
+		t.Errorf("Get = %+v, want %+v", got, devices[2])
+	}
+	all, err := s.Devices.List(ctx)
+	must(t, err)
+	if want := []*Device{devices[2], devices[1], devices[0]}; !reflect.DeepEqual(all, want) {
+		t.Errorf("List = %+v, want by ID %+v", all, want)
+	}
+	mine, err := s.Devices.ListByOwner(ctx, pi)
+	must(t, err)
+	if want := []*Device{devices[1], devices[0]}; !reflect.DeepEqual(mine, want) {
+		t.Errorf("ListByOwner = %+v, want %+v", mine, want)
+	}
+
+	// The node disconnects: all its devices go unavailable, others stay.
+	must(t, s.Devices.SetAvailable(ctx, pi, false))
+	must(t, s.Devices.SetAvailable(ctx, nas, true))
+	all, err = s.Devices.List(ctx)
+	must(t, err)
+	for _, d := range all {
+		if want := d.Owner == nas; d.Available != want {
+			t.Errorf("%s: Available = %v, want %v", d.ID, d.Available, want)
+		}
+	}
+
+	// Upsert with a nil state, stored as null; invalid JSON refused.
+	d := *devices[0]
+	d.State = nil
+	must(t, s.Devices.Put(ctx, &d))
+	if got, _ := s.Devices.Get(ctx, d.ID); string(got.State) != "null" {
+		t.Errorf("nil State came back as %q, want null", got.State)
+	}
+	d.Capabilities = json.RawMessage(`{broken`)
+	if err := s.Devices.Put(ctx, &d); err == nil {
+		t.Error("Put with invalid JSON capabilities succeeded")
+	}
+
+	must(t, s.Devices.Delete(ctx, "pi/gpio17"))
+	_, err = s.Devices.Get(ctx, "pi/gpio17")
+	wantNotFound(t, "Get after Delete", err)
+}
+
+func testRoutes(t *testing.T, b backend) {
+	ctx := t.Context()
+	s, _ := open(t, b)
+	wantNotFound(t, "Delete of an unknown route", s.Routes.Delete(ctx, 42))
+	wantNotFound(t, "SetPriority of an unknown route", s.Routes.SetPriority(ctx, 42, 1))
+
+	routes := []*Route{
+		{DeviceID: "pi/serial0", Client: nodeID(5), Priority: 1, CreatedAt: at(1)},
+		{DeviceID: "pi/serial0", Client: nodeID(6), Priority: 5, CreatedAt: at(2)},
+		{DeviceID: "nas/temp", Client: nodeID(5), Priority: 0, CreatedAt: at(3)},
+	}
+	seen := map[int64]bool{}
+	for _, r := range routes {
+		id, err := s.Routes.Create(ctx, r)
+		must(t, err)
+		if id <= 0 || seen[id] {
+			t.Fatalf("Create returned ID %d (IDs so far %v)", id, seen)
+		}
+		seen[id] = true
+		r.ID = id
+	}
+	byDevice, err := s.Routes.ListByDevice(ctx, "pi/serial0")
+	must(t, err)
+	if want := []*Route{routes[1], routes[0]}; !reflect.DeepEqual(byDevice, want) {
+		t.Errorf("ListByDevice = %+v, want highest priority first %+v", byDevice, want)
+	}
+	none, err := s.Routes.ListByDevice(ctx, "nowhere")
+	must(t, err)
+	if len(none) != 0 {
+		t.Errorf("ListByDevice of a device without routes = %+v", none)
+	}
+
+	must(t, s.Routes.SetPriority(ctx, routes[0].ID, 9))
+	routes[0].Priority = 9
+	all, err := s.Routes.List(ctx)
+	must(t, err)
+	if want := []*Route{routes[0], routes[1], routes[2]}; !reflect.DeepEqual(all, want) {
+		t.Errorf("List = %+v, want %+v", all, want)
+	}
+
+	must(t, s.Routes.Delete(ctx, routes[1].ID))
+	wantNotFound(t, "second Delete", s.Routes.Delete(ctx, routes[1].ID))
+	// IDs are not reused.
+	id, err := s.Routes.Create(ctx, routes[1])
+	must(t, err)
+	if seen[id] {
+		t.Errorf("Create reused ID %d", id)
+	}
+}
+
+func testACLs(t *testing.T, b backend) {
+	ctx := t.Context()
+	s, _ := open(t, b)
+	wantNotFound(t, "Revoke of no grant", s.ACLs.Revoke(ctx, "pi/serial0", nodeID(1)))
+
+	// Every mode round-trips, each on its own node.
+	modes := []ops.Mode{ops.ModeNone, ops.ModeRead, ops.ModeWrite, ops.ModeReadWrite, ops.ModeExclusive}
+	var want []*ACL
+	for i, m := range modes {
+		a := &ACL{DeviceID: "pi/serial0", Node: nodeID(byte(i + 1)), Mode: m, GrantedAt: at(int64(i))}
+		must(t, s.ACLs.Grant(ctx, a))
+		want = append(want, a)
+	}
+	for _, a := range want {
+		got, err := s.ACLs.Get(ctx, a.DeviceID, a.Node)
+		if err != nil || got != a.Mode {
+			t.Errorf("Get(%s) = %v, %v; want %v", a.Node, got, err, a.Mode)
+		}
+	}
+	list, err := s.ACLs.List(ctx, "pi/serial0")
+	must(t, err)
+	if !reflect.DeepEqual(list, want) {
+		t.Errorf("List = %+v, want %+v", list, want)
+	}
+
+	// No grant is ops.ModeNone; another device's grants are apart.
+	if got, err := s.ACLs.Get(ctx, "pi/serial0", nodeID(9)); err != nil || got != ops.ModeNone {
+		t.Errorf("Get without a grant = %v, %v; want none", got, err)
+	}
+	if got, _ := s.ACLs.Get(ctx, "nas/temp", nodeID(2)); got != ops.ModeNone {
+		t.Errorf("Get on another device = %v, want none", got)
+	}
+
+	// Grant again replaces; Revoke deletes.
+	must(t, s.ACLs.Grant(ctx, &ACL{DeviceID: "pi/serial0", Node: nodeID(2), Mode: ops.ModeExclusive, GrantedAt: at(9)}))
+	if got, _ := s.ACLs.Get(ctx, "pi/serial0", nodeID(2)); got != ops.ModeExclusive {
+		t.Errorf("after regrant Get = %v, want exclusive", got)
+	}
+	must(t, s.ACLs.Revoke(ctx, "pi/serial0", nodeID(2)))
+	if got, _ := s.ACLs.Get(ctx, "pi/serial0", nodeID(2)); got != ops.ModeNone {
+		t.Errorf("after Revoke Get = %v, want none", got)
+	}
+	if err := s.ACLs.Grant(ctx, &ACL{DeviceID: "pi/serial0", Node: nodeID(1), Mode: 5}); err == nil {
+		t.Error("Grant of mode 5 succeeded")
+	}
+}
+
+func testUsedTickets(t *testing.T, b backend) {
+	ctx := t.Context()
+	s, _ := open(t, b)
+	n1, n2, n3 := [8]byte{1}, [8]byte{2}, [8]byte{3}
+	for _, tc := range []struct {
+		nonce [8]byte
+		first bool
+	}{{n1, true}, {n2, true}, {n1, false}, {n3, true}, {n2, false}} {
+		first, err := s.UsedTickets.MarkUsed(ctx, tc.nonce, at(100+int64(tc.nonce[0])))
+		if err != nil || first != tc.first {
+			t.Errorf("MarkUsed(%x) = %v, %v; want %v", tc.nonce, first, err, tc.first)
+		}
+	}
+	// n1 expires at 101, n2 at 102, n3 at 103: at 102 two have expired.
+	purged, err := s.UsedTickets.PurgeExpired(ctx, at(102))
+	if err != nil || purged != 2 {
+		t.Errorf("PurgeExpired = %d, %v; want 2", purged, err)
+	}
+	if first, _ := s.UsedTickets.MarkUsed(ctx, n3, at(103)); first {
+		t.Error("an unexpired nonce was purged")
+	}
+	if purged, err := s.UsedTickets.PurgeExpired(ctx, at(102)); err != nil || purged != 0 {
+		t.Errorf("second PurgeExpired = %d, %v; want 0", purged, err)
+	}
+}
+
+func testMarkUsedConcurrent(t *testing.T, b backend) {
+	ctx := t.Context()
+	s, _ := open(t, b)
+	const goroutines = 50
+	for round := range 3 {
+		nonce := [8]byte{0xee, byte(round)}
+		var (
+			wg     sync.WaitGroup
+			start  = make(chan struct{})
+			firsts = make(chan bool, goroutines)
+			errs   = make(chan error, goroutines)
+		)
+		for range goroutines {
+			wg.Go(func() {
+				<-start
+				first, err := s.UsedTickets.MarkUsed(ctx, nonce, at(1000))
+				firsts <- first
+				errs <- err
+			})
+		}
+		close(start)
+		wg.Wait()
+		close(firsts)
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Errorf("round %d: MarkUsed: %v", round, err)
+			}
+		}
+		n := 0
+		for first := range firsts {
+			if first {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("round %d: %d of %d concurrent MarkUsed calls saw a first use, want exactly 1", round, n, goroutines)
+		}
+	}
+}
+
+func testTicketKeys(t *testing.T, b backend) {
+	ctx := t.Context()
+	s, _ := open(t, b)
+	wantNotFound(t, "Retire of an unknown key", s.TicketKeys.Retire(ctx, 7, at(1)))
+	keys, err := s.TicketKeys.ListActive(ctx)
+	if err != nil || len(keys) != 0 {
+		t.Errorf("ListActive of no keys = %v, %v", keys, err)
+	}
+
+	k1 := &TicketKey{Key: ticket.Key{ID: 1, Secret: [32]byte{1}}, CreatedAt: at(10)}
+	k2 := &TicketKey{Key: ticket.Key{ID: 0xffffffff, Secret: [32]byte{2}}, CreatedAt: at(20)} // the largest u32
+	k3 := &TicketKey{Key: ticket.Key{ID: 3, Secret: [32]byte{3}}, CreatedAt: at(30)}
+	for _, k := range []*TicketKey{k1, k2, k3} {
+		must(t, s.TicketKeys.Add(ctx, k))
+	}
+	if err := s.TicketKeys.Add(ctx, &TicketKey{Key: ticket.Key{ID: 1}, CreatedAt: at(40)}); err == nil {
+		t.Error("Add of a used key ID succeeded")
+	}
+	keys, err = s.TicketKeys.ListActive(ctx)
+	must(t, err)
+	if want := []*TicketKey{k3, k2, k1}; !reflect.DeepEqual(keys, want) {
+		t.Errorf("ListActive = %+v, want newest first %+v", keys, want)
+	}
+	must(t, s.TicketKeys.Retire(ctx, k2.ID, at(50)))
+	keys, err = s.TicketKeys.ListActive(ctx)
+	must(t, err)
+	if want := []*TicketKey{k3, k1}; !reflect.DeepEqual(keys, want) {
+		t.Errorf("after Retire ListActive = %+v, want %+v", keys, want)
+	}
+}
+
+func testSessions(t *testing.T, b backend) {
+	ctx := t.Context()
+	s, _ := open(t, b)
+	wantNotFound(t, "Disconnected of an unknown session", s.Sessions.Disconnected(ctx, 42, at(1)))
+	id1, err := s.Sessions.Connected(ctx, nodeID(1), at(0))
+	must(t, err)
+	id2, err := s.Sessions.Connected(ctx, nodeID(2), at(0))
+	must(t, err)
+	if id1 == id2 {
+		t.Fatalf("two sessions got one ID %d", id1)
+	}
+	must(t, s.Sessions.Disconnected(ctx, id1, at(50)))
+	n, err := s.Sessions.DisconnectAll(ctx, at(100))
+	if err != nil || n != 1 {
+		t.Errorf("DisconnectAll = %d, %v; want 1", n, err)
+	}
+	for _, tc := range []struct {
+		node identity.NodeID
+		want float64
+	}{{nodeID(1), 0.5}, {nodeID(2), 1}} {
+		got, err := s.Sessions.Availability(ctx, tc.node, at(0), at(100))
+		if err != nil || got != tc.want {
+			t.Errorf("Availability(%s) = %v, %v; want %v", tc.node, got, err, tc.want)
+		}
+	}
+	// The session closed by DisconnectAll counts only until then.
+	if got, _ := s.Sessions.Availability(ctx, nodeID(2), at(0), at(200)); got != 0.5 {
+		t.Errorf("Availability after DisconnectAll = %v, want 0.5", got)
+	}
+	if _, err := s.Sessions.Availability(ctx, nodeID(1), at(10), at(10)); err == nil {
+		t.Error("Availability of an empty window succeeded")
+	}
+}
+
+// session is a test session in seconds after at(0); end < 0 means open.
+type session struct{ start, end int64 }
+
+func testAvailability(t *testing.T, b backend) {
+	ctx := t.Context()
+	s, _ := open(t, b)
+	// Another node's sessions must never count.
+	other, err := s.Sessions.Connected(ctx, nodeID(0xff), at(-1000))
+	must(t, err)
+	must(t, s.Sessions.Disconnected(ctx, other, at(1000)))
+
+	for i, tc := range []struct {
+		name     string
+		sessions []session
+		from, to int64
+		want     float64
+	}{
+		{"no sessions", nil, 0, 100, 0},
+		{"half the window", []session{{0, 50}}, 0, 100, 0.5},
+		{"second half", []session{{50, 100}}, 0, 100, 0.5},
+		{"all of it and more", []session{{-50, 150}}, 0, 100, 1},
+		{"before the window", []session{{-50, 0}}, 0, 100, 0},
+		{"after the window", []session{{100, 150}}, 0, 100, 0},
+		{"overlapping", []session{{0, 60}, {30, 90}}, 0, 100, 0.9},
+		{"nested", []session{{0, 100}, {10, 20}, {30, 40}}, 0, 100, 1},
+		{"disjoint", []session{{0, 10}, {20, 30}}, 0, 100, 0.2},
+		{"adjacent", []session{{0, 50}, {50, 100}}, 0, 100, 1},
+		{"open session counts to the end", []session{{75, -1}}, 0, 100, 0.25},
+		{"open before the window", []session{{-75, -1}}, 0, 100, 1},
+		{"open overlapping closed ones", []session{{10, 30}, {20, -1}, {60, 70}}, 0, 100, 0.9},
+		{"three overlapping, unordered", []session{{40, 70}, {0, 20}, {10, 45}}, 0, 100, 0.7},
+	} {
+		node := nodeID(byte(i + 1))
+		for _, ss := range tc.sessions {
+			id, err := s.Sessions.Connected(ctx, node, at(ss.start))
+			must(t, err)
+			if ss.end >= 0 {
+				must(t, s.Sessions.Disconnected(ctx, id, at(ss.end)))
+			}
+		}
+		got, err := s.Sessions.Availability(ctx, node, at(tc.from), at(tc.to))
+		if err != nil || got != tc.want {
+			t.Errorf("%s: Availability = %v, %v; want %v", tc.name, got, err, tc.want)
+		}
+	}
+}
+
+func TestClassify(t *testing.T) {
+	for _, tc := range []struct {
+		fraction float64
+		want     Class
+	}{{0, Bonus}, {0.5, Bonus}, {0.95, Bonus}, {0.9501, Core}, {1, Core}} {
+		if got := Classify(tc.fraction); got != tc.want {
+			t.Errorf("Classify(%v) = %q, want %q", tc.fraction, got, tc.want)
+		}
+	}
+	if Core != "core" || Bonus != "bonus" {
+		t.Error("class names changed")
+	}
+}
+
+func TestCovered(t *testing.T) {
+	for i, tc := range []struct {
+		spans    []*span
+		from, to int64
+		want     int64
+	}{
+		{nil, 0, 10, 0},
+		{[]*span{{0, 10}}, 0, 10, 10},
+		{[]*span{{5, 3}}, 0, 10, 0}, // ends before it starts: nothing
+		{[]*span{{2, 4}, {3, 8}, {1, 2}}, 0, 10, 7},
+		{[]*span{{-5, 3}, {8, 20}}, 0, 10, 5},
+		{[]*span{{4, 6}, {0, 10}}, 0, 10, 10},
+	} {
+		if got := covered(tc.spans, tc.from, tc.to); got != tc.want {
+			t.Errorf("case %d: covered = %d, want %d", i, got, tc.want)
+		}
+	}
+}
