@@ -76,11 +76,17 @@ func Enrol(ctx context.Context, conn transport.Conn, cfg Config, code identity.P
 	return id, root, nil
 }
 
+// CodeBook holds outstanding pairing codes: identity.Codes in memory, or
+// the store's CodeQuery, shared with `myclerk-bridge invite`.
+type CodeBook interface {
+	Redeem(proof []byte, th [32]byte, pub ed25519.PublicKey, name string, now time.Time) (identity.PairingCode, identity.Role, error)
+}
+
 // Enroller is the hub's side of enrolment: plug its Handle into
 // Responder.Enrol.
 type Enroller struct {
 	Root  *identity.Root
-	Codes *identity.Codes
+	Codes CodeBook
 	// Enrolled is told about each new node (to store it); it may be nil.
 	Enrolled func(*identity.Certificate)
 }

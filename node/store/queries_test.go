@@ -1,15 +1,19 @@
 package store
 
 import (
+	"context"
 	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"reflect"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/myclerk/myclerk-bridge/node/identity"
 	"github.com/myclerk/myclerk-bridge/node/ops"
+	"github.com/myclerk/myclerk-bridge/wire"
 	"github.com/myclerk/myclerk-bridge/wire/ticket"
 )
 
@@ -503,6 +507,38 @@ func TestCovered(t *testing.T) {
 	} {
 		if got := covered(tc.spans, tc.from, tc.to); got != tc.want {
 			t.Errorf("case %d: covered = %d, want %d", i, got, tc.want)
+		}
+	}
+}
+
+func testPairingCodes(t *testing.T, b backend) {
+	s, _ := open(t, b)
+	{
+		ctx := context.Background()
+		now := time.Unix(1_767_225_600, 0)
+		code, _ := identity.NewPairingCode(rand.Reader)
+		if err := s.Codes.Add(ctx, code, identity.RoleClient, now); err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := s.Codes.Pending(ctx, now); n != 1 {
+			t.Fatalf("pending %d", n)
+		}
+		th := [32]byte{7}
+		pub := make([]byte, 32)
+		proof := code.Proof(wire.InitiatorToResponder, th, pub, []byte("phone"))
+		if _, _, err := s.Codes.Redeem(proof, th, pub, "tablet", now); !errors.Is(err, identity.ErrPairing) {
+			t.Errorf("proof for another name: %v", err)
+		}
+		got, role, err := s.Codes.Redeem(proof, th, pub, "phone", now)
+		if err != nil || got != code || role != identity.RoleClient {
+			t.Fatalf("redeem: %v %v %v", got, role, err)
+		}
+		if _, _, err := s.Codes.Redeem(proof, th, pub, "phone", now); !errors.Is(err, identity.ErrPairing) {
+			t.Errorf("second redeem: %v", err)
+		}
+		s.Codes.Add(ctx, code, identity.RoleNode, now)
+		if _, _, err := s.Codes.Redeem(proof, th, pub, "phone", now.Add(identity.PairingLifetime)); !errors.Is(err, identity.ErrPairing) {
+			t.Errorf("expired code: %v", err)
 		}
 	}
 }

@@ -63,6 +63,7 @@ type Store struct {
 	UsedTickets *UsedTicketQuery
 	TicketKeys  *TicketKeyQuery
 	Sessions    *SessionQuery
+	Codes       *CodeQuery
 }
 
 // Open connects to the database and applies the migrations it lacks.
@@ -113,6 +114,7 @@ func Open(ctx context.Context, driver, dsn string) (*Store, error) {
 		UsedTickets: &UsedTicketQuery{db: db},
 		TicketKeys:  &TicketKeyQuery{db: db},
 		Sessions:    &SessionQuery{db: db},
+		Codes:       &CodeQuery{db: db},
 	}
 	if err := s.upgrade(ctx, migs); err != nil {
 		db.Close()

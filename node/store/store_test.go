@@ -49,6 +49,7 @@ var suite = []struct {
 	{"TicketKeys", testTicketKeys},
 	{"Sessions", testSessions},
 	{"Availability", testAvailability},
+	{"PairingCodes", testPairingCodes},
 }
 
 // backend is one database server the suite runs against.
