@@ -26,6 +26,10 @@ Usage:
   myclerk-bridge pair -hub ADDR -code CODE -name NAME [-role node|client] [-data DIR]
                                                 join a family with a pairing code
   myclerk-bridge client [flags] COMMAND         talk to the hub (devices, locks, ACLs, status)
+  myclerk-bridge invite [-config F] [-role node|client]
+                                                a pairing code for the running hub
+  myclerk-bridge revoke [-config F] NAME        revoke a node; its sessions end
+  myclerk-bridge nodes [-config F]              enrolled nodes, last seen, Core/Bonus
   myclerk-bridge frame decode [flags] [FRAME]   describe a frame (hex or base64) as JSON
   myclerk-bridge frame encode [flags] [JSON]    build a frame from its JSON description
   myclerk-bridge frame vectors [-dir DIR]       write the test vectors
@@ -55,6 +59,8 @@ func Main(args []string, env Env) (code int) {
 		return pairMain(args[1:], env)
 	case "client":
 		return clientMain(args[1:], env)
+	case "invite", "revoke", "nodes":
+		return adminMain(args[0], args[1:], env)
 	case "frame":
 		return frameMain(args[1:], env)
 	case "version":

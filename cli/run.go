@@ -98,7 +98,7 @@ func hubMain(args []string, env Env) int {
 				fmt.Fprintf(env.Stderr, "hub: -invite %q: want node or client (or a comma-separated list)\n", r)
 				return 2
 			}
-			code, err := h.Invite(role)
+			code, err := runtime.Invite(ctx, h.Store, role)
 			if err != nil {
 				fmt.Fprintf(env.Stderr, "hub: %v\n", err)
 				return 1

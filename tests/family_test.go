@@ -175,3 +175,104 @@ func TestBadConfiguration(t *testing.T) {
 		t.Fatalf("bad config: %v %s", err, out)
 	}
 }
+
+// TestHubStateSurvivesRestartAndRevocation: codes made by `invite` in
+// another process pair a node with a running hub; ACLs, devices and nodes
+// survive a hub restart; `revoke` ends the node's session and keeps it out.
+func TestHubStateSurvivesRestartAndRevocation(t *testing.T) {
+	dir := t.TempDir()
+	tcpPort := freePort(t)
+	hubCfg := fmt.Sprintf("role: hub\nname: nas\ndata_dir: ./hub\nlisten: {tcp: 127.0.0.1:%d, websocket: '', nats: ''}\nacl: {default_mode: none, admins: [phone]}\nsession: {keepalive: 1s, dead_after: 3s}\n", tcpPort)
+	os.WriteFile(filepath.Join(dir, "hub.yaml"), []byte(hubCfg), 0o600)
+	tcp := fmt.Sprintf("tcp://127.0.0.1:%d", tcpPort)
+	runIn := func(args ...string) result {
+		t.Helper()
+		cmd := exec.Command(binPath, args...)
+		cmd.Dir = dir
+		var out, errb strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		return result{out.String(), errb.String(), code}
+	}
+	codeRe := regexp.MustCompile(`[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}`)
+	invite := func(role string) string {
+		r := runIn("invite", "-config", "hub.yaml", "-role", role)
+		c := codeRe.FindString(r.stdout)
+		if r.code != 0 || c == "" {
+			t.Fatalf("invite: %q %q", r.stdout, r.stderr)
+		}
+		return c
+	}
+	hubProc := start(t, dir, "hub", "-config", "hub.yaml")
+	hubProc.until(t, regexp.MustCompile(`^  tcp`))
+
+	os.WriteFile(filepath.Join(dir, "pi.yaml"), []byte(fmt.Sprintf("role: node\nname: pi\ndata_dir: ./pi\nhub: {tcp: 127.0.0.1:%d}\nsession: {keepalive: 1s, dead_after: 3s}\ndevices: {sensors: [{id: temp, interval: 1s}]}\n", tcpPort)), 0o600)
+	if r := runIn("pair", "-config", "pi.yaml", "-hub", tcp, "-code", invite("node")); r.code != 0 {
+		t.Fatalf("pair node: %q %q", r.stdout, r.stderr)
+	}
+	for _, n := range []string{"phone", "guest"} {
+		if r := runIn("pair", "-hub", tcp, "-code", invite("client"), "-name", n, "-role", "client", "-data", "./"+n); r.code != 0 {
+			t.Fatalf("pair %s: %q %q", n, r.stdout, r.stderr)
+		}
+	}
+	node := start(t, dir, "node", "-config", "pi.yaml")
+	client := func(who string, args ...string) result {
+		return runIn(append([]string{"client", "-data", "./" + who, "-hub", tcp}, args...)...)
+	}
+	var r result
+	for i := 0; i < 100; i++ {
+		if r = client("phone", "devices"); strings.Contains(r.stdout, "pi/temp") {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if r = client("phone", "acl", "grant", "pi/temp", "guest", "read-only"); r.code != 0 {
+		t.Fatalf("grant: %q %q", r.stdout, r.stderr)
+	}
+	if r = client("guest", "info", "pi/temp"); r.code != 0 {
+		t.Fatalf("guest info: %q %q", r.stdout, r.stderr)
+	}
+
+	// Restart the hub: the grant, the device and the nodes are still there.
+	hubProc.cmd.Process.Signal(syscall.SIGTERM)
+	hubProc.cmd.Wait()
+	hubProc = start(t, dir, "hub", "-config", "hub.yaml")
+	hubProc.until(t, regexp.MustCompile(`^  tcp`))
+	if r = client("guest", "acl", "get", "pi/temp"); r.code != 0 || !strings.Contains(r.stdout, "read-only") {
+		t.Fatalf("grant after restart: %q %q", r.stdout, r.stderr)
+	}
+	for i := 0; i < 100; i++ { // the node comes back by itself
+		if r = client("guest", "devices"); strings.Contains(r.stdout, "true") {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !strings.Contains(r.stdout, "pi/temp") || !strings.Contains(r.stdout, "true") {
+		t.Fatalf("device after restart: %q %q", r.stdout, r.stderr)
+	}
+	if r = runIn("nodes", "-config", "hub.yaml"); !strings.Contains(r.stdout, "pi") || !strings.Contains(r.stdout, "guest") {
+		t.Fatalf("nodes: %q %q", r.stdout, r.stderr)
+	}
+
+	// Revoke the node: its session ends and it cannot come back.
+	if r = runIn("revoke", "-config", "hub.yaml", "pi"); r.code != 0 {
+		t.Fatalf("revoke: %q %q", r.stdout, r.stderr)
+	}
+	for i := 0; i < 100; i++ {
+		if r = client("phone", "devices"); strings.Contains(r.stdout, "false") {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !strings.Contains(r.stdout, "false") {
+		t.Fatalf("the revoked node's device is still available: %q", r.stdout)
+	}
+	if r = runIn("nodes", "-config", "hub.yaml"); !strings.Contains(r.stdout, "revoked") {
+		t.Errorf("nodes after revoke: %q", r.stdout)
+	}
+	_ = node
+}

@@ -56,19 +56,32 @@ func (h *Hub) aclChange(ctx context.Context, peer *identity.Certificate, op wire
 	if h.acl[req.Device] == nil {
 		h.acl[req.Device] = map[identity.NodeID]ops.Mode{}
 	}
+	set := func(n identity.NodeID, m ops.Mode) error {
+		if err := h.persistACL(ctx, req.Device, n, m); err != nil {
+			return fmt.Errorf("failed to store the ACL of %s: %w", req.Device, err)
+		}
+		h.acl[req.Device][n] = m
+		return nil
+	}
 	switch op {
 	case wire.OpACLSet, wire.OpACLGrant:
-		h.acl[req.Device][node] = req.Mode
+		if err := set(node, req.Mode); err != nil {
+			return nil, err
+		}
 		if req.Mode == ops.ModeExclusive {
 			// Exclusive: a single client; everyone else loses access.
 			for n := range h.acl[req.Device] {
 				if n != node {
-					h.acl[req.Device][n] = ops.ModeNone
+					if err := set(n, ops.ModeNone); err != nil {
+						return nil, err
+					}
 				}
 			}
 		}
 	case wire.OpACLRevoke:
-		h.acl[req.Device][node] = ops.ModeNone
+		if err := set(node, ops.ModeNone); err != nil {
+			return nil, err
+		}
 		for s := range d.subscribers {
 			if p := s.Peer(); p != nil && p.Node == node {
 				delete(d.subscribers, s)
@@ -100,7 +113,7 @@ func (h *Hub) listRoutes(device string) []ops.Route {
 	return out
 }
 
-func (h *Hub) route(peer *identity.Certificate, op wire.Op, req *ops.Request) (*ops.Reply, error) {
+func (h *Hub) route(ctx context.Context, peer *identity.Certificate, op wire.Op, req *ops.Request) (*ops.Reply, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if op == wire.OpRouteCreate {
@@ -114,9 +127,14 @@ func (h *Hub) route(peer *identity.Certificate, op wire.Op, req *ops.Request) (*
 		if _, ok := h.names[req.Node]; !ok {
 			return nil, fmt.Errorf("node %q: %w", req.Node, &wire.Error{Code: wire.CodeNotFound, Reason: "no such node"})
 		}
-		h.routeID++
-		h.routes[h.routeID] = ops.Route{ID: h.routeID, Device: req.Device, Node: req.Node, Priority: req.Priority}
-		return &ops.Reply{Route: h.routeID, Result: "created"}, nil
+		r := ops.Route{Device: req.Device, Node: req.Node, Priority: req.Priority}
+		id, err := h.persistRoute(ctx, r, false)
+		if err != nil {
+			return nil, fmt.Errorf("failed to store a route: %w", err)
+		}
+		r.ID = id
+		h.routes[id] = r
+		return &ops.Reply{Route: id, Result: "created"}, nil
 	}
 	r, ok := h.routes[req.Route]
 	if !ok {
@@ -127,19 +145,32 @@ func (h *Hub) route(peer *identity.Certificate, op wire.Op, req *ops.Request) (*
 	}
 	switch op {
 	case wire.OpRouteDelete:
+		if _, err := h.persistRoute(ctx, r, true); err != nil {
+			return nil, fmt.Errorf("failed to delete route %d: %w", r.ID, err)
+		}
 		delete(h.routes, req.Route)
 		return &ops.Reply{Route: req.Route, Result: "deleted"}, nil
 	case wire.OpRouteModify:
-		if req.Node != "" {
+		if req.Node != "" && req.Node != r.Node {
+			// A route to another client is a new route.
 			if _, ok := h.names[req.Node]; !ok {
 				return nil, fmt.Errorf("node %q: %w", req.Node, &wire.Error{Code: wire.CodeNotFound, Reason: "no such node"})
 			}
-			r.Node = req.Node
+			if _, err := h.persistRoute(ctx, r, true); err != nil {
+				return nil, err
+			}
+			delete(h.routes, r.ID)
+			r.ID, r.Node = 0, req.Node
 		}
 		r.Priority = req.Priority
 	case wire.OpRoutePriority:
 		r.Priority = req.Priority
 	}
-	h.routes[req.Route] = r
-	return &ops.Reply{Route: req.Route, Result: "modified"}, nil
+	id, err := h.persistRoute(ctx, r, false)
+	if err != nil {
+		return nil, fmt.Errorf("failed to store route %d: %w", r.ID, err)
+	}
+	r.ID = id
+	h.routes[id] = r
+	return &ops.Reply{Route: id, Result: "modified"}, nil
 }

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/myclerk/myclerk-bridge/node/identity"
 	"github.com/myclerk/myclerk-bridge/node/ops"
 	"github.com/myclerk/myclerk-bridge/node/session"
+	"github.com/myclerk/myclerk-bridge/node/store"
 	"github.com/myclerk/myclerk-bridge/wire"
 	"github.com/myclerk/myclerk-bridge/wire/payload"
 )
@@ -51,8 +53,11 @@ type Config struct {
 	DefaultMode ops.Mode
 	// Admins may change ACLs and routes of every device (node names).
 	Admins []string
-	Clock  func() time.Time
-	Log    zerolog.Logger
+	// Store keeps devices, ACLs and routes across restarts; nil keeps
+	// them in memory only.
+	Store *store.Store
+	Clock func() time.Time
+	Log   zerolog.Logger
 }
 
 type device struct {
@@ -83,13 +88,14 @@ type Hub struct {
 	routeID uint64
 	relays  map[uint32]pending
 	relayID uint32
+	live    map[identity.NodeID]map[*session.Session]bool // every session, by peer
 }
 
 // New returns an empty hub.
 func New(cfg Config) *Hub {
 	return &Hub{cfg: cfg, devices: map[string]*device{}, owners: map[identity.NodeID]*session.Session{},
 		names: map[string]identity.NodeID{}, acl: map[string]map[identity.NodeID]ops.Mode{},
-		routes: map[uint64]ops.Route{}, relays: map[uint32]pending{}}
+		routes: map[uint64]ops.Route{}, relays: map[uint32]pending{}, live: map[identity.NodeID]map[*session.Session]bool{}}
 }
 
 func (h *Hub) now() time.Time {
@@ -108,6 +114,10 @@ func (h *Hub) Serve(ctx context.Context, s *session.Session) error {
 	}
 	h.mu.Lock()
 	h.names[peer.Name] = peer.Node
+	if h.live[peer.Node] == nil {
+		h.live[peer.Node] = map[*session.Session]bool{}
+	}
+	h.live[peer.Node][s] = true
 	h.mu.Unlock()
 	defer h.disconnect(s, peer.Node)
 	log := h.cfg.Log.With().Str("peer", peer.Name).Logger()
@@ -125,7 +135,12 @@ func (h *Hub) Serve(ctx context.Context, s *session.Session) error {
 func (h *Hub) disconnect(s *session.Session, node identity.NodeID) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	delete(h.live[node], s)
+	if len(h.live[node]) == 0 {
+		delete(h.live, node)
+	}
 	if h.owners[node] == s {
+		h.persistAvailable(context.Background(), node, false)
 		delete(h.owners, node)
 		for _, d := range h.devices {
 			if d.owner == node {
@@ -144,6 +159,28 @@ func (h *Hub) disconnect(s *session.Session, node identity.NodeID) {
 			delete(h.relays, id)
 		}
 	}
+}
+
+// RevokeNode ends every live session of a revoked node with
+// SESSION_REVOKE and returns how many there were.
+func (h *Hub) RevokeNode(ctx context.Context, node identity.NodeID) int {
+	h.mu.Lock()
+	var ss []*session.Session
+	for s := range h.live[node] {
+		ss = append(ss, s)
+	}
+	h.mu.Unlock()
+	for _, s := range ss {
+		s.Revoke(ctx)
+	}
+	return len(ss)
+}
+
+// Connected reports whether a node has a live session.
+func (h *Hub) Connected(node identity.NodeID) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.live[node]) > 0
 }
 
 // reply sends r as op; errors are answered with ERROR.
@@ -202,7 +239,7 @@ func (h *Hub) serve(ctx context.Context, s *session.Session, peer *identity.Cert
 	case wire.OpRouteList:
 		return &ops.Reply{Routes: h.listRoutes(req.Device)}, nil
 	case wire.OpRouteCreate, wire.OpRouteDelete, wire.OpRouteModify, wire.OpRoutePriority:
-		return h.route(peer, op, req)
+		return h.route(ctx, peer, op, req)
 	case wire.OpACLGet:
 		return h.aclGet(peer, req)
 	case wire.OpACLSet, wire.OpACLGrant, wire.OpACLRevoke:
@@ -285,10 +322,11 @@ func (h *Hub) access(id string, node identity.NodeID, read, write bool) (*device
 	return d, mode, nil
 }
 
-// mode is a node's access to a device: its owner has read-write, then the
-// ACL, then the hub's default; h.mu is held.
+// mode is a node's access to a device: its owner and the admins have
+// read-write, others what the ACL says, else the hub's default; h.mu is
+// held.
 func (h *Hub) mode(id string, node identity.NodeID, d *device) ops.Mode {
-	if d != nil && d.owner == node {
+	if d != nil && d.owner == node || slices.Contains(h.cfg.Admins, h.nameOf(node)) {
 		return ops.ModeReadWrite
 	}
 	if m, ok := h.acl[id][node]; ok {
@@ -374,6 +412,9 @@ func (h *Hub) announce(s *session.Session, peer *identity.Certificate, p []byte)
 		}
 		d.info = dv
 		d.info.ID, d.info.Available = id, true
+		if err := h.persistDevice(context.Background(), d); err != nil {
+			h.cfg.Log.Warn().Err(err).Str("device", id).Msg("Failed to store a device")
+		}
 	}
 	h.cfg.Log.Info().Str("node", peer.Name).Int("devices", len(a.Devices)).Msg("A node announced its devices")
 	return nil

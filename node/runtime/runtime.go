@@ -13,8 +13,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -27,6 +27,7 @@ import (
 	"github.com/myclerk/myclerk-bridge/node/keystore"
 	"github.com/myclerk/myclerk-bridge/node/ops"
 	"github.com/myclerk/myclerk-bridge/node/session"
+	"github.com/myclerk/myclerk-bridge/node/store"
 	"github.com/myclerk/myclerk-bridge/node/transport"
 	"github.com/myclerk/myclerk-bridge/wire"
 	"github.com/myclerk/myclerk-bridge/wire/payload"
@@ -54,16 +55,29 @@ func SessionConfig(c *config.Config, id *identity.Identity, root ed25519.PublicK
 type Hub struct {
 	Root     *identity.Root
 	Identity *identity.Identity
-	Codes    *identity.Codes
+	Store    *store.Store
 	Registry *hub.Hub
 	Addrs    map[string]string // transport -> listening address (or NATS URL)
 
-	cfg       *config.Config
-	log       zerolog.Logger
-	nats      *transport.EmbeddedNATS
-	nc        *nats.Conn
-	revokedMu sync.Mutex
-	revoked   map[identity.NodeID]bool
+	cfg  *config.Config
+	log  zerolog.Logger
+	nats *transport.EmbeddedNATS
+	nc   *nats.Conn
+}
+
+// OpenStore opens the configured state store (the embedded SQLite file in
+// the data directory by default).
+func OpenStore(ctx context.Context, c *config.Config) (*store.Store, error) {
+	if c.Database.Type == store.DriverSQLite {
+		if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("data_dir: %w", err)
+		}
+	}
+	st, err := store.Open(ctx, c.Database.Type, c.DatabaseURI())
+	if err != nil {
+		return nil, fmt.Errorf("database: %w", err)
+	}
+	return st, nil
 }
 
 // LoadOrCreateFamily returns the hub's root key and identity, making the
@@ -109,23 +123,50 @@ func StartHub(ctx context.Context, c *config.Config, log zerolog.Logger) (*Hub, 
 	if err != nil {
 		return nil, err
 	}
+	st, err := OpenStore(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	context.AfterFunc(ctx, func() { st.Close() })
+	if err := st.Family.Put(ctx, &store.Family{RootKey: root.Public(), ID: root.Family(), CreatedAt: time.Now()}); err != nil {
+		return nil, fmt.Errorf("the database at %s belongs to another family than the keys in %s: %w", c.DatabaseURI(), c.KeyDir(), err)
+	}
+	if _, err := st.Sessions.DisconnectAll(ctx, time.Now()); err != nil {
+		return nil, err
+	}
 	mode, _ := ops.ParseMode(c.ACL.DefaultMode)
-	h := &Hub{Root: root, Identity: id, Codes: &identity.Codes{}, cfg: c, log: log, Addrs: map[string]string{},
-		Registry: hub.New(hub.Config{DefaultMode: mode, Admins: c.ACL.Admins, Log: log}), revoked: map[identity.NodeID]bool{}}
+	h := &Hub{Root: root, Identity: id, Store: st, cfg: c, log: log, Addrs: map[string]string{},
+		Registry: hub.New(hub.Config{DefaultMode: mode, Admins: c.ACL.Admins, Store: st, Log: log})}
+	if err := h.Registry.Load(ctx); err != nil {
+		return nil, err
+	}
 	scfg, err := SessionConfig(c, id, root.Public(), log)
 	if err != nil {
 		return nil, err
 	}
-	scfg.Revoked = h.isRevoked
-	r := &session.Responder{Config: scfg, Enrol: (&session.Enroller{Root: root, Codes: h.Codes}).Handle}
+	scfg.Revoked = func(n identity.NodeID) bool {
+		revoked, err := st.Nodes.IsRevoked(ctx, n)
+		if err != nil {
+			log.Error().Err(err).Msg("Failed to check a revocation; refusing the node")
+			return true // fail closed
+		}
+		return revoked
+	}
+	enroller := &session.Enroller{Root: root, Codes: st.Codes, Enrolled: func(cert *identity.Certificate) {
+		b, err := cert.Marshal()
+		if err == nil {
+			err = st.Nodes.Put(ctx, &store.Node{ID: cert.Node, Name: cert.Name, Role: cert.Role, Certificate: b, EnrolledAt: time.Now()})
+		}
+		if err != nil {
+			log.Error().Err(err).Str("name", cert.Name).Msg("Failed to store an enrolled node")
+		}
+		h.Registry.KnowNode(cert)
+	}}
+	r := &session.Responder{Config: scfg, Enrol: enroller.Handle}
 	if c.Session.Tickets {
-		var kr ticket.Keyring
-		var secret [32]byte
-		if _, err := rand.Read(secret[:]); err != nil {
+		if r.Tickets, err = ticketIssuer(ctx, st); err != nil {
 			return nil, err
 		}
-		kr.Add(ticket.Key{ID: uint32(time.Now().Unix()), Secret: secret})
-		r.Tickets = &session.Tickets{Keys: &kr}
 	}
 	serve := func(conn transport.Conn) {
 		s, err := r.Accept(ctx, conn)
@@ -135,10 +176,23 @@ func StartHub(ctx context.Context, c *config.Config, log zerolog.Logger) (*Hub, 
 			}
 			return
 		}
+		peer := s.Peer()
+		if peer == nil { // a resumed session whose node the store does not know
+			s.Close(ctx)
+			return
+		}
+		logID, err := st.Sessions.Connected(ctx, peer.Node, time.Now())
+		if err != nil {
+			log.Warn().Err(err).Msg("Failed to record a session")
+		}
+		st.Nodes.Seen(ctx, peer.Node, time.Now())
 		go s.Keepalive(ctx, c.Session.Keepalive, c.Session.DeadAfter)
 		err = h.Registry.Serve(ctx, s)
+		st.Sessions.Disconnected(context.Background(), logID, time.Now())
+		st.Nodes.Seen(context.Background(), peer.Node, time.Now())
 		log.Debug().Err(err).Str("remote", conn.RemoteAddr()).Msg("A session ended")
 	}
+	go h.watchRevocations(ctx)
 	if c.Listen.TCP != "" {
 		ln, err := net.Listen("tcp", c.Listen.TCP)
 		if err != nil {
@@ -204,19 +258,79 @@ func StartHub(ctx context.Context, c *config.Config, log zerolog.Logger) (*Hub, 
 	return h, nil
 }
 
-func (h *Hub) isRevoked(id identity.NodeID) bool {
-	h.revokedMu.Lock()
-	defer h.revokedMu.Unlock()
-	return h.revoked[id]
+// revocationPoll is how often a hub looks for nodes revoked by
+// `myclerk-bridge revoke` (another process, the same store).
+const revocationPoll = 2 * time.Second
+
+// watchRevocations ends the live sessions of revoked nodes with
+// SESSION_REVOKE.
+func (h *Hub) watchRevocations(ctx context.Context) {
+	t := time.NewTicker(revocationPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		ids, err := h.Store.Nodes.Revoked(ctx)
+		if err != nil {
+			continue
+		}
+		for _, id := range ids {
+			if n := h.Registry.RevokeNode(ctx, id); n > 0 {
+				h.log.Warn().Stringer("node_id", id).Int("sessions", n).Msg("Ended the sessions of a revoked node")
+			}
+		}
+	}
 }
 
-// Invite makes a pairing code for a new node or client.
-func (h *Hub) Invite(role identity.Role) (identity.PairingCode, error) {
+// ticketIssuer loads the ticket keys from the store (making the first one
+// when there is none), so tickets survive a restart, and records used
+// tickets there.
+func ticketIssuer(ctx context.Context, st *store.Store) (*session.Tickets, error) {
+	keys, err := st.TicketKeys.ListActive(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(keys) == 0 {
+		var secret [32]byte
+		if _, err := rand.Read(secret[:]); err != nil {
+			return nil, err
+		}
+		k := &store.TicketKey{Key: ticket.Key{ID: uint32(time.Now().Unix()), Secret: secret}, CreatedAt: time.Now()}
+		if err := st.TicketKeys.Add(ctx, k); err != nil {
+			return nil, err
+		}
+		keys = append(keys, k)
+	}
+	var kr ticket.Keyring
+	for i := len(keys) - 1; i >= 0; i-- { // oldest first: the newest ends up current
+		kr.Add(keys[i].Key)
+	}
+	return &session.Tickets{Keys: &kr,
+		Used: func(ctx context.Context, nonce [8]byte, expires time.Time) (bool, error) {
+			return st.UsedTickets.MarkUsed(ctx, nonce, expires)
+		},
+		Lookup: func(ctx context.Context, id identity.NodeID) (*identity.Certificate, error) {
+			n, err := st.Nodes.Get(ctx, id)
+			if err != nil {
+				return nil, err
+			}
+			return identity.ParseCertificate(n.Certificate)
+		}}, nil
+}
+
+// Invite makes a pairing code for a new node or client; it works while
+// the hub runs in another process, since codes live in the store.
+func Invite(ctx context.Context, st *store.Store, role identity.Role) (identity.PairingCode, error) {
 	code, err := identity.NewPairingCode(rand.Reader)
 	if err != nil {
 		return "", err
 	}
-	h.Codes.Add(code, role, time.Now())
+	if err := st.Codes.Add(ctx, code, role, time.Now()); err != nil {
+		return "", err
+	}
 	return code, nil
 }
 

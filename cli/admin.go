@@ -1,0 +1,99 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/myclerk/myclerk-bridge/node/identity"
+	"github.com/myclerk/myclerk-bridge/node/runtime"
+	"github.com/myclerk/myclerk-bridge/node/store"
+)
+
+// adminMain runs the hub-side administration commands: they work on the
+// hub's store, next to a running hub.
+func adminMain(name string, args []string, env Env) int {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	var cf configFlag
+	cf.register(fs)
+	role := fs.String("role", "node", "invite: node or client")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	fail := func(code int, format string, a ...any) int {
+		fmt.Fprintf(env.Stderr, name+": "+format+"\n", a...)
+		return code
+	}
+	c, err := cf.load()
+	if err != nil {
+		return fail(1, "%v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	st, err := runtime.OpenStore(ctx, c)
+	if err != nil {
+		return fail(1, "%v", err)
+	}
+	defer st.Close()
+	switch name {
+	case "invite":
+		r, err := identity.ParseRole(*role)
+		if err != nil || r == identity.RoleHub {
+			return fail(2, "-role %q: want node or client", *role)
+		}
+		code, err := runtime.Invite(ctx, st, r)
+		if err != nil {
+			return fail(1, "%v", err)
+		}
+		fmt.Fprintf(env.Stdout, "Pairing code for a new %v (valid %v, once): %s\n", r, identity.PairingLifetime, code)
+		return 0
+	case "revoke":
+		if fs.NArg() != 1 {
+			return fail(2, "usage: myclerk-bridge revoke [-config F] NODE-NAME")
+		}
+		nodes, err := st.Nodes.List(ctx)
+		if err != nil {
+			return fail(1, "%v", err)
+		}
+		for _, n := range nodes {
+			if n.Name == fs.Arg(0) && !n.Revoked() {
+				if err := st.Nodes.Revoke(ctx, n.ID, time.Now()); err != nil {
+					return fail(1, "%v", err)
+				}
+				fmt.Fprintf(env.Stdout, "Revoked %s (%s): it can no longer open sessions; the hub ends its live sessions.\n", n.Name, n.ID)
+				return 0
+			}
+		}
+		return fail(1, "no enrolled, unrevoked node is named %q", fs.Arg(0))
+	case "nodes":
+		nodes, err := st.Nodes.List(ctx)
+		if err != nil {
+			return fail(1, "%v", err)
+		}
+		now := time.Now()
+		tw := tabwriter.NewWriter(env.Stdout, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tROLE\tNODE ID\tLAST SEEN\tUP (30 DAYS)\tCLASS\tSTATE")
+		for _, n := range nodes {
+			frac, err := st.Sessions.Availability(ctx, n.ID, now.Add(-store.CoreWindow), now)
+			if err != nil {
+				return fail(1, "%v", err)
+			}
+			seen, state := "never", "enrolled"
+			if !n.LastSeen.IsZero() {
+				seen = n.LastSeen.Format(time.RFC3339)
+			}
+			if n.Revoked() {
+				state = "revoked"
+			}
+			fmt.Fprintf(tw, "%s\t%v\t%s\t%s\t%.1f %%\t%s\t%s\n", n.Name, n.Role, n.ID, seen, 100*frac, store.Classify(frac), state)
+		}
+		if err := tw.Flush(); err != nil {
+			return fail(1, "%v", err)
+		}
+		return 0
+	}
+	return fail(2, "unknown command")
+}

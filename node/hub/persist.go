@@ -1,0 +1,122 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/myclerk/myclerk-bridge/node/identity"
+	"github.com/myclerk/myclerk-bridge/node/ops"
+	"github.com/myclerk/myclerk-bridge/node/store"
+)
+
+// Load restores the hub from its store: enrolled nodes' names, devices
+// (unavailable until their node announces them again), ACLs and routes.
+// Without a store it does nothing.
+func (h *Hub) Load(ctx context.Context) error {
+	st := h.cfg.Store
+	if st == nil {
+		return nil
+	}
+	nodes, err := st.Nodes.List(ctx)
+	if err != nil {
+		return err
+	}
+	devs, err := st.Devices.List(ctx)
+	if err != nil {
+		return err
+	}
+	routes, err := st.Routes.List(ctx)
+	if err != nil {
+		return err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, n := range nodes {
+		h.names[n.Name] = n.ID
+	}
+	for _, d := range devs {
+		var caps map[string]string
+		if len(d.Capabilities) > 0 {
+			if err := json.Unmarshal(d.Capabilities, &caps); err != nil {
+				return fmt.Errorf("failed to load device %s: %w", d.ID, err)
+			}
+		}
+		h.devices[d.ID] = &device{owner: d.Owner, info: ops.Device{ID: d.ID, Kind: d.Kind, Name: d.Name, Capabilities: caps}}
+		acls, err := st.ACLs.List(ctx, d.ID)
+		if err != nil {
+			return err
+		}
+		for _, a := range acls {
+			if h.acl[d.ID] == nil {
+				h.acl[d.ID] = map[identity.NodeID]ops.Mode{}
+			}
+			h.acl[d.ID][a.Node] = a.Mode
+		}
+	}
+	for _, r := range routes {
+		h.routes[uint64(r.ID)] = ops.Route{ID: uint64(r.ID), Device: r.DeviceID, Node: h.nameOf(r.Client), Priority: int32(r.Priority)}
+		h.routeID = max(h.routeID, uint64(r.ID))
+	}
+	h.cfg.Log.Info().Int("nodes", len(nodes)).Int("devices", len(devs)).Int("routes", len(routes)).Msg("Loaded the hub's state")
+	return nil
+}
+
+// KnowNode records a node's name (an enrolment, or a session from a node
+// the store knows).
+func (h *Hub) KnowNode(c *identity.Certificate) {
+	h.mu.Lock()
+	h.names[c.Name] = c.Node
+	h.mu.Unlock()
+}
+
+// persistDevice stores an announced device; h.mu is held.
+func (h *Hub) persistDevice(ctx context.Context, d *device) error {
+	if h.cfg.Store == nil {
+		return nil
+	}
+	caps, err := json.Marshal(d.info.Capabilities)
+	if err != nil {
+		return err
+	}
+	return h.cfg.Store.Devices.Put(ctx, &store.Device{ID: d.info.ID, Owner: d.owner, Kind: d.info.Kind, Name: d.info.Name,
+		Capabilities: caps, AnnouncedAt: h.now(), Available: d.info.Available})
+}
+
+func (h *Hub) persistAvailable(ctx context.Context, owner identity.NodeID, available bool) {
+	if h.cfg.Store == nil {
+		return
+	}
+	if err := h.cfg.Store.Devices.SetAvailable(ctx, owner, available); err != nil {
+		h.cfg.Log.Warn().Err(err).Msg("Failed to store device availability")
+	}
+}
+
+// persistACL stores one grant; h.mu is held.
+func (h *Hub) persistACL(ctx context.Context, device string, node identity.NodeID, mode ops.Mode) error {
+	if h.cfg.Store == nil {
+		return nil
+	}
+	return h.cfg.Store.ACLs.Grant(ctx, &store.ACL{DeviceID: device, Node: node, Mode: mode, GrantedAt: h.now()})
+}
+
+// persistRoute creates, changes or (with delete) removes a route and
+// returns its ID, which a new route takes from the store; h.mu is held.
+func (h *Hub) persistRoute(ctx context.Context, r ops.Route, del bool) (uint64, error) {
+	st := h.cfg.Store
+	if st == nil {
+		if r.ID == 0 {
+			h.routeID++
+			return h.routeID, nil
+		}
+		return r.ID, nil
+	}
+	switch {
+	case del:
+		return r.ID, st.Routes.Delete(ctx, int64(r.ID))
+	case r.ID != 0:
+		return r.ID, st.Routes.SetPriority(ctx, int64(r.ID), int(r.Priority))
+	}
+	id, err := st.Routes.Create(ctx, &store.Route{DeviceID: r.Device, Client: h.names[r.Node], Priority: int(r.Priority), CreatedAt: h.now()})
+	return uint64(id), err
+}
