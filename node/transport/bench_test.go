@@ -1,0 +1,262 @@
+package transport
+
+// Benchmarks of the transports alone (no session, no sealing), each beside
+// the raw connection it wraps, measured in the same run. With the session
+// benchmarks of node/session they split the cost of a Tier 3 echo into
+// what the session adds and what the transport adds:
+//
+//	go test -run='^$' -bench=. -benchmem ./node/transport/
+//
+// Echo benchmarks report frames/s (round trips per second) and the p50/p99
+// round-trip latency in microseconds.
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"io"
+	"net"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/myclerk/myclerk-bridge/wire"
+)
+
+const benchFrame = 1 << 10 // 1 KiB, the size the goals are set at
+
+func benchReportLatency(b *testing.B, lat []time.Duration) {
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "frames/s")
+	if len(lat) == 0 {
+		return
+	}
+	slices.Sort(lat)
+	us := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 }
+	b.ReportMetric(us(lat[len(lat)/2]), "p50-us")
+	b.ReportMetric(us(lat[len(lat)*99/100]), "p99-us")
+}
+
+// benchEcho runs b.N round trips of an n-byte frame through roundTrip.
+func benchEcho(b *testing.B, n int, roundTrip func(p []byte) (int, error)) {
+	p := make([]byte, n)
+	lat := make([]time.Duration, 0, 4096)
+	b.SetBytes(int64(n))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		got, err := roundTrip(p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if got != n {
+			b.Fatalf("echo of %d bytes, want %d", got, n)
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	b.StopTimer()
+	benchReportLatency(b, lat)
+}
+
+func benchTCPConns(b *testing.B) (client, server net.Conn) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	acc := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		acc <- c
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := <-acc
+	if s == nil {
+		b.Fatal("accept failed")
+	}
+	b.Cleanup(func() { c.Close(); s.Close() })
+	return c, s
+}
+
+// rawFramed is the same 4-byte length-prefixed framing as Stream, written
+// with one Write from a reused buffer and read into a reused buffer.
+type rawFramed struct {
+	c          net.Conn
+	r          *bufio.Reader
+	hdr        [4]byte
+	wbuf, rbuf []byte
+}
+
+func newRawFramed(c net.Conn) *rawFramed {
+	return &rawFramed{c: c, r: bufio.NewReaderSize(c, 16<<10)}
+}
+
+func (f *rawFramed) write(p []byte) error {
+	f.wbuf = binary.BigEndian.AppendUint32(f.wbuf[:0], uint32(len(p)))
+	f.wbuf = append(f.wbuf, p...)
+	_, err := f.c.Write(f.wbuf)
+	return err
+}
+
+func (f *rawFramed) read() ([]byte, error) {
+	if _, err := io.ReadFull(f.r, f.hdr[:]); err != nil {
+		return nil, err
+	}
+	n := int(binary.BigEndian.Uint32(f.hdr[:]))
+	if n > wire.MaxFrameSize {
+		return nil, wire.ErrTooLarge
+	}
+	if cap(f.rbuf) < n {
+		f.rbuf = make([]byte, n)
+	}
+	if _, err := io.ReadFull(f.r, f.rbuf[:n]); err != nil {
+		return nil, err
+	}
+	return f.rbuf[:n], nil
+}
+
+// serveConnEcho writes every frame read on c back to it.
+func serveConnEcho(c Conn) {
+	ctx := context.Background()
+	for {
+		b, err := c.ReadFrame(ctx)
+		if err != nil {
+			return
+		}
+		if c.WriteFrame(ctx, b) != nil {
+			return
+		}
+	}
+}
+
+// BenchmarkTransportEchoTCP: a 1 KiB echo over Stream (ReadFrame and
+// WriteFrame with a background context) against the same framing written
+// by hand on the bare net.Conn.
+func BenchmarkTransportEchoTCP(b *testing.B) {
+	sc, ss := benchTCPConns(b)
+	s := NewStream(sc)
+	go serveConnEcho(NewStream(ss))
+	rc, rs := benchTCPConns(b)
+	r := newRawFramed(rc)
+	go func() {
+		f := newRawFramed(rs)
+		for {
+			p, err := f.read()
+			if err != nil || f.write(p) != nil {
+				return
+			}
+		}
+	}()
+	ctx := context.Background()
+	b.Run("stream/1KiB", func(b *testing.B) {
+		benchEcho(b, benchFrame, func(p []byte) (int, error) {
+			if err := s.WriteFrame(ctx, p); err != nil {
+				return 0, err
+			}
+			got, err := s.ReadFrame(ctx)
+			return len(got), err
+		})
+	})
+	b.Run("raw-tcp/1KiB", func(b *testing.B) {
+		benchEcho(b, benchFrame, func(p []byte) (int, error) {
+			if err := r.write(p); err != nil {
+				return 0, err
+			}
+			got, err := r.read()
+			return len(got), err
+		})
+	})
+}
+
+// BenchmarkTransportEchoNATS: a 1 KiB echo over NATSConn (DialNATS and
+// ListenNATS, the acceptor in its own goroutine) against raw nats.go
+// publish with a reply subject answered by a subscription callback, on the
+// same embedded server.
+func BenchmarkTransportEchoNATS(b *testing.B) {
+	e, err := StartEmbeddedNATS("127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(e.Shutdown)
+	var cli, hub *nats.Conn
+	for _, nc := range []**nats.Conn{&cli, &hub} {
+		if *nc, err = nats.Connect(e.URL()); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup((*nc).Close)
+	}
+	l, err := ListenNATS(hub, "fam", "hub")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { l.Close() })
+	d, err := DialNATS(cli, "fam", "pi", "hub")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { d.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// The acceptor's connection appears with the dialer's first frame.
+	if err := d.WriteFrame(ctx, []byte("hello")); err != nil {
+		b.Fatal(err)
+	}
+	a, err := l.Accept(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { a.Close() })
+	if _, err := a.ReadFrame(ctx); err != nil {
+		b.Fatal(err)
+	}
+	go serveConnEcho(a)
+
+	const subject = "bench.raw.echo"
+	hs, err := hub.Subscribe(subject, func(m *nats.Msg) { m.Respond(m.Data) })
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { hs.Unsubscribe() })
+	inbox := cli.NewRespInbox()
+	sub, err := cli.SubscribeSync(inbox)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { sub.Unsubscribe() })
+	if err := hub.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	if err := cli.Flush(); err != nil {
+		b.Fatal(err)
+	}
+
+	bg := context.Background()
+	b.Run("natsconn/1KiB", func(b *testing.B) {
+		benchEcho(b, benchFrame, func(p []byte) (int, error) {
+			if err := d.WriteFrame(bg, p); err != nil {
+				return 0, err
+			}
+			got, err := d.ReadFrame(bg)
+			return len(got), err
+		})
+	})
+	b.Run("raw/1KiB", func(b *testing.B) {
+		m := &nats.Msg{Subject: subject, Reply: inbox}
+		benchEcho(b, benchFrame, func(p []byte) (int, error) {
+			m.Data = p
+			if err := cli.PublishMsg(m); err != nil {
+				return 0, err
+			}
+			got, err := sub.NextMsg(10 * time.Second)
+			if err != nil {
+				return 0, err
+			}
+			return len(got.Data), nil
+		})
+	})
+}
