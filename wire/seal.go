@@ -46,9 +46,15 @@ type epoch struct {
 	chain  [KeySize]byte // the §5.2 current_key of this epoch
 	aead   cipher.AEAD
 	random [4]byte
-	mac    hash.Hash
+	macKey [KeySize]byte
+	mac    hash.Hash // made on the first Tier 5 frame: most sessions never need it
 	start  time.Time
-	filter replay.Filter // receive side only
+}
+
+// recvEpoch is an epoch of the receive side, with its replay window.
+type recvEpoch struct {
+	epoch
+	filter replay.Filter
 }
 
 func newEpoch(chain [KeySize]byte, n uint32, th [32]byte, dir Direction, start time.Time) epoch {
@@ -60,7 +66,16 @@ func epochFromKeys(k DirectionalKeys, chain [KeySize]byte, n uint32, start time.
 	if err != nil {
 		panic("wire: chacha20poly1305.New: " + err.Error()) // key size is constant
 	}
-	return epoch{n: n, chain: chain, aead: aead, random: k.Random, mac: hmac.New(sha256.New, k.MACKey[:]), start: start}
+	return epoch{n: n, chain: chain, aead: aead, random: k.Random, macKey: k.MACKey, start: start}
+}
+
+// hmac returns the epoch's HMAC-SHA256 state, reset.
+func (e *epoch) hmac() hash.Hash {
+	if e.mac == nil {
+		e.mac = hmac.New(sha256.New, e.macKey[:])
+	}
+	e.mac.Reset()
+	return e.mac
 }
 
 func (e *epoch) next(th [32]byte, dir Direction, start time.Time) epoch {
@@ -207,9 +222,9 @@ func (s *Sealer) Seal(dst []byte, h *Header, frag *FragmentHeader, payload []byt
 	}
 	s.scratch = ad[:0]
 	copy(h.Tag[:], dst[tagAt:tagAt+TagSize])
-	s.cur.mac.Reset()
-	s.cur.mac.Write(dst[start:])
-	dst = s.cur.mac.Sum(dst)
+	mac := s.cur.hmac()
+	mac.Write(dst[start:])
+	dst = mac.Sum(dst)
 	s.counter++
 	return dst, nil
 }
@@ -232,12 +247,10 @@ type Opener struct {
 	th      [32]byte
 	peerPub [PublicKeySize]byte
 
-	cur       epoch
-	prev      epoch
-	prevOK    bool
+	cur       *recvEpoch
+	prev      *recvEpoch // nil, or the previous epoch until prevUntil
 	prevUntil time.Time
-	nxt       epoch
-	nxtOK     bool
+	nxt       *recvEpoch // nil until a frame needs the next epoch
 
 	// Skew is the peer's clock minus ours, as measured at the handshake;
 	// timestamps are checked against now+Skew (PROFILE.md §P17).
@@ -255,7 +268,7 @@ func NewOpener(s *SessionSecrets, dir Direction, now time.Time) *Opener {
 		dir:     dir,
 		th:      s.TranscriptHash,
 		peerPub: s.senderKey(dir),
-		cur:     newEpoch(s.SessionKey, 0, s.TranscriptHash, dir, now),
+		cur:     &recvEpoch{epoch: newEpoch(s.SessionKey, 0, s.TranscriptHash, dir, now)},
 	}
 }
 
@@ -266,7 +279,7 @@ func NewOpenerAt(s *SessionSecrets, dir Direction, ep uint32, largest uint64, an
 		return nil, ErrUnknownEpoch
 	}
 	o := NewOpener(s, dir, now)
-	o.cur = newEpoch(EpochKey(s.SessionKey, ep), ep, s.TranscriptHash, dir, now)
+	o.cur = &recvEpoch{epoch: newEpoch(EpochKey(s.SessionKey, ep), ep, s.TranscriptHash, dir, now)}
 	if any {
 		o.cur.filter.Accept(largest)
 	}
@@ -302,41 +315,50 @@ func (o *Opener) Open(dst, frame []byte, now time.Time) (Opened, error) {
 	trunc := uint64(f.Header.Nonce)<<8 | uint64(f.Header.Sequence)
 
 	// Candidate epochs: Tiers 4-5 name theirs in Key ID; Tier 3 tries the
-	// current one, then the next, then the previous while in grace.
-	var cands [3]*epoch
-	nc := 0
-	if f.Header.Tier >= Tier4 {
-		e := o.epochByID(f.Header.KeyID, now)
-		if e == nil {
+	// current one, then the next, then the previous while in grace (at
+	// most three AEAD opens, PROFILE.md §P33). The next epoch is derived
+	// only when a frame needs it.
+	single := f.Header.Tier >= Tier4
+	var only *recvEpoch
+	if single {
+		if only = o.epochByID(f.Header.KeyID, now); only == nil {
 			return Opened{}, ErrUnknownEpoch
 		}
-		cands[0], nc = e, 1
-	} else {
-		cands[0], cands[1], nc = &o.cur, o.nextEpoch(now), 2
-		if o.prevOK && now.Before(o.prevUntil) {
-			cands[2], nc = &o.prev, 3
-		}
 	}
-
 	// What to report when nothing authenticates: a replay when the epoch
 	// that should have taken the frame had seen its counter already.
 	rejected := ErrAuth
-	for _, e := range cands[:nc] {
+	for i := 0; i < 3; i++ {
+		var e *recvEpoch
+		switch {
+		case single && i > 0:
+			return Opened{}, rejected
+		case single:
+			e = only
+		case i == 0:
+			e = o.cur
+		case i == 1:
+			e = o.nextEpoch(now)
+		case o.prev != nil && now.Before(o.prevUntil):
+			e = o.prev
+		default:
+			return Opened{}, rejected
+		}
 		last, any := e.filter.Largest()
 		ctr := replay.Recover(last, any, trunc, counterBits)
 		if ctr >= RejectAfterMessages || !e.filter.Check(ctr) {
-			if e == &o.cur || nc == 1 {
+			if e == o.cur || single {
 				rejected = ErrReplay
 			}
 			continue
 		}
 		if now.Sub(e.start) >= RejectAfterTime {
-			if nc == 1 {
+			if single {
 				rejected = ErrKeyExpired
 			}
 			continue
 		}
-		out, ok := o.open(e, &f, frame, uint32(ctr), dst)
+		out, ok := o.open(&e.epoch, &f, frame, uint32(ctr), dst)
 		if !ok {
 			continue
 		}
@@ -346,10 +368,9 @@ func (o *Opener) Open(dst, frame []byte, now time.Time) (Opened, error) {
 			return Opened{}, ErrStale
 		}
 		e.filter.Accept(ctr)
-		if e == &o.nxt {
-			o.prev, o.prevOK, o.prevUntil = o.cur, true, now.Add(PreviousEpochGrace)
-			o.cur, o.nxtOK = o.nxt, false
-			e = &o.cur
+		if e == o.nxt {
+			o.prev, o.prevUntil = o.cur, now.Add(PreviousEpochGrace)
+			o.cur, o.nxt = o.nxt, nil
 		}
 		return Opened{Header: f.Header, Fragment: f.Fragment, Counter: uint32(ctr), Epoch: e.n, Payload: out}, nil
 	}
@@ -357,25 +378,24 @@ func (o *Opener) Open(dst, frame []byte, now time.Time) (Opened, error) {
 }
 
 // epochByID returns the epoch named by a Tier 4-5 Key ID, or nil.
-func (o *Opener) epochByID(id uint32, now time.Time) *epoch {
+func (o *Opener) epochByID(id uint32, now time.Time) *recvEpoch {
 	switch {
 	case id == o.cur.n:
-		return &o.cur
+		return o.cur
 	case id == o.cur.n+1 && o.cur.n != ^uint32(0):
 		return o.nextEpoch(now)
-	case o.prevOK && id == o.prev.n && now.Before(o.prevUntil):
-		return &o.prev
+	case o.prev != nil && id == o.prev.n && now.Before(o.prevUntil):
+		return o.prev
 	}
 	return nil
 }
 
 // nextEpoch derives the next epoch once and keeps it until it is used.
-func (o *Opener) nextEpoch(now time.Time) *epoch {
-	if !o.nxtOK {
-		o.nxt = o.cur.next(o.th, o.dir, now)
-		o.nxtOK = true
+func (o *Opener) nextEpoch(now time.Time) *recvEpoch {
+	if o.nxt == nil {
+		o.nxt = &recvEpoch{epoch: o.cur.next(o.th, o.dir, now)}
 	}
-	return &o.nxt
+	return o.nxt
 }
 
 // open verifies f under e and appends the plaintext to dst.
@@ -396,9 +416,9 @@ func (o *Opener) open(e *epoch, f *Frame, frame []byte, ctr uint32, dst []byte) 
 
 	// Tier 5: HMAC over everything before the trailer, then the AEAD with
 	// the tag taken from the header.
-	e.mac.Reset()
-	e.mac.Write(frame[:len(frame)-HMACSize])
-	if !hmac.Equal(e.mac.Sum(o.sum[:0]), f.Trailer) {
+	mac := e.hmac()
+	mac.Write(frame[:len(frame)-HMACSize])
+	if !hmac.Equal(mac.Sum(o.sum[:0]), f.Trailer) {
 		return nil, false
 	}
 	ad := append(o.scratch[:0], frame[:tier5ADSize]...)

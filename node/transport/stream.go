@@ -18,10 +18,11 @@ import (
 // each frame is preceded by its length, a big-endian uint32, checked
 // against wire.MaxFrameSize before anything is allocated.
 type Stream struct {
-	c   net.Conn
-	r   *bufio.Reader
-	wmu sync.Mutex
-	hdr [wire.LengthPrefixSize]byte
+	c    net.Conn
+	r    *bufio.Reader
+	wmu  sync.Mutex
+	wbuf []byte // prefix and frame, written in one call; guarded by wmu
+	hdr  [wire.LengthPrefixSize]byte
 }
 
 // NewStream wraps an established net.Conn.
@@ -39,6 +40,9 @@ func (s *Stream) RemoteAddr() string {
 // watch makes ctx's deadline and cancellation reach a blocking call by
 // moving the connection's deadline; the returned func undoes it.
 func watch(ctx context.Context, set func(time.Time) error) func() {
+	if ctx.Done() == nil {
+		return func() {} // a context that never ends: nothing to watch
+	}
 	if d, ok := ctx.Deadline(); ok {
 		set(d)
 	}
@@ -78,17 +82,20 @@ func (s *Stream) ReadFrame(ctx context.Context) ([]byte, error) {
 	return b, nil
 }
 
-// WriteFrame writes one frame with its length prefix.
+// WriteFrame writes one frame with its length prefix, in one write.
 func (s *Stream) WriteFrame(ctx context.Context, frame []byte) error {
-	p, err := wire.AppendLengthPrefix(nil, len(frame))
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	b, err := wire.AppendLengthPrefix(s.wbuf[:0], len(frame))
 	if err != nil {
 		return err
 	}
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
+	b = append(b, frame...)
+	if cap(b) <= 64<<10 {
+		s.wbuf = b // keep buffers of ordinary frames; let big ones go
+	}
 	defer watch(ctx, s.c.SetWriteDeadline)()
-	bufs := net.Buffers{p, frame}
-	if _, err := bufs.WriteTo(s.c); err != nil {
+	if _, err := s.c.Write(b); err != nil {
 		return s.fail(ctx, err)
 	}
 	return nil
