@@ -458,7 +458,7 @@ func FuzzReassemble(f *testing.F) {
 
 			msg, done, err := r.Add(h, body, now)
 			now = now.Add(time.Second)
-			if err != nil && !errors.Is(err, wire.ErrFragment) && !errors.Is(err, wire.ErrReassembly) {
+			if err != nil && !errors.Is(err, wire.ErrFragment) && !errors.Is(err, wire.ErrReassembly) && !errors.Is(err, wire.ErrReassemblyTime) {
 				t.Fatalf("unexpected error %v", err)
 			}
 			if done && (err != nil || len(msg) > l.MaxMessageSize || len(msg) < int(h.Total)) {
