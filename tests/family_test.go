@@ -2,8 +2,12 @@ package tests
 
 import (
 	"bufio"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	_ "github.com/lib/pq"
 )
 
 // proc is a long-running process of the binary.
@@ -180,9 +186,53 @@ func TestBadConfiguration(t *testing.T) {
 // another process pair a node with a running hub; ACLs, devices and nodes
 // survive a hub restart; `revoke` ends the node's session and keeps it out.
 func TestHubStateSurvivesRestartAndRevocation(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) { hubStateSurvives(t, "") })
+	t.Run("postgres", func(t *testing.T) { hubStateSurvives(t, freshPostgres(t)) })
+}
+
+// freshPostgres creates a database on the PostgreSQL server the tests use
+// (MYCLERK_TEST_POSTGRES, default postgres@127.0.0.1:5432) and drops it at
+// the end; tests/run makes sure the server runs.
+func freshPostgres(t *testing.T) string {
+	dsn := os.Getenv("MYCLERK_TEST_POSTGRES")
+	switch dsn {
+	case "skip":
+		t.Skip("MYCLERK_TEST_POSTGRES=skip")
+	case "":
+		dsn = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+	}
+	admin, err := sql.Open("postgres", dsn)
+	if err == nil {
+		err = admin.Ping()
+	}
+	if err != nil {
+		t.Fatalf("PostgreSQL is not reachable at 127.0.0.1:5432 (run bash tests/run, or set MYCLERK_TEST_POSTGRES): %v", err)
+	}
+	var b [8]byte
+	rand.Read(b[:])
+	name := "myclerk_it_" + hex.EncodeToString(b[:])
+	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		admin.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)")
+		admin.Close()
+	})
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+func hubStateSurvives(t *testing.T, postgresURI string) {
 	dir := t.TempDir()
 	tcpPort := freePort(t)
 	hubCfg := fmt.Sprintf("role: hub\nname: nas\ndata_dir: ./hub\nlisten: {tcp: 127.0.0.1:%d, websocket: '', nats: ''}\nacl: {default_mode: none, admins: [phone]}\nsession: {keepalive: 1s, dead_after: 3s}\n", tcpPort)
+	if postgresURI != "" {
+		hubCfg += fmt.Sprintf("database: {type: postgres, uri: '%s'}\n", postgresURI)
+	}
 	os.WriteFile(filepath.Join(dir, "hub.yaml"), []byte(hubCfg), 0o600)
 	tcp := fmt.Sprintf("tcp://127.0.0.1:%d", tcpPort)
 	runIn := func(args ...string) result {
