@@ -174,6 +174,19 @@ func hkdfKey(ikm, salt, info []byte) [KeySize]byte {
 	return k
 }
 
+// RekeyTranscript binds an in-session re-handshake to the session it
+// replaces (PROFILE.md §P38): SHA-256(old transcript hash ‖
+// KEY_EXCHANGE_INIT payload ‖ KEY_EXCHANGE_RESPONSE payload).
+func RekeyTranscript(old [32]byte, init, resp []byte) [32]byte {
+	h := sha256.New()
+	h.Write(old[:])
+	h.Write(init)
+	h.Write(resp)
+	var out [32]byte
+	h.Sum(out[:0])
+	return out
+}
+
 func expand(prk [KeySize]byte, label string, th [32]byte, n int) []byte {
 	return hkdfExpand(prk[:], append([]byte(label), th[:]...), n)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -117,5 +118,86 @@ func TestResumeRejects(t *testing.T) {
 	r.Tickets.Keys.Remove(1) // the ticket key was retired
 	if _, _, cerr, serr := resumeOnce(t, f, r, tk); cerr == nil || !errors.Is(serr, wire.ErrTicket) {
 		t.Errorf("retired ticket key: %v / %v", cerr, serr)
+	}
+}
+
+func TestRekeyUnderTraffic(t *testing.T) {
+	f := newFamily(t)
+	p := mustConnect(t, f, wire.Tier4, wire.Tier4)
+	ctx := context.Background()
+	// The server echoes in the background; the client sends, re-keys in the
+	// middle of traffic, and every message still arrives once.
+	go func() {
+		for {
+			m, err := p.server.Recv(ctx)
+			if err != nil {
+				return
+			}
+			p.server.Send(ctx, m.Op, m.Payload)
+		}
+	}()
+	seen := 0
+	for i := 0; i < 30; i++ {
+		if i == 10 || i == 20 {
+			if err := p.client.Rekey(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		p.client.Send(ctx, wire.OpStreamData, []byte{byte(i)})
+		m := recv(t, p.client)
+		if m.Payload[0] != byte(i) {
+			t.Fatalf("echo %d: %v", i, m.Payload)
+		}
+		seen++
+	}
+	if p.client.Rekeys() != 2 {
+		t.Errorf("client completed %d key exchanges, want 2", p.client.Rekeys())
+	}
+	if err := p.server.Rekey(ctx); err == nil {
+		t.Error("the responder started a key exchange")
+	}
+	// A ticket issued before a re-key still resumes (it carries its own secret).
+	if _, ok := p.client.Ticket(); ok {
+		t.Log("ticket present")
+	}
+}
+
+func TestAutomaticRekeyAfter24Hours(t *testing.T) {
+	f := newFamily(t)
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	ccfg, scfg := f.config(f.node, wire.Tier4), f.config(f.hub, wire.Tier4)
+	ccfg.Clock, scfg.Clock = clock, clock
+	cc, sc := transport.Pipe()
+	p, cerr, serr := connect(t, cc, sc, ccfg, &Responder{Config: scfg})
+	if cerr != nil || serr != nil {
+		t.Fatal(cerr, serr)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		for {
+			if _, err := p.server.Recv(ctx); err != nil {
+				return
+			}
+		}
+	}()
+	go func() {
+		for {
+			if _, err := p.client.Recv(ctx); err != nil {
+				return
+			}
+		}
+	}()
+	mu.Lock()
+	now = now.Add(wire.RekeyAfterTime + time.Minute)
+	mu.Unlock()
+	go p.client.Keepalive(ctx, 5*time.Millisecond, 48*time.Hour)
+	for i := 0; i < 400 && p.client.Rekeys() == 0; i++ {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if p.client.Rekeys() != 1 {
+		t.Fatalf("no key exchange after 24 hours (%d)", p.client.Rekeys())
 	}
 }

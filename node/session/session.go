@@ -138,6 +138,15 @@ type Session struct {
 	resumption  [wire.KeySize]byte
 	ticketMu    sync.Mutex
 	ticket      *Ticket
+
+	// The in-session re-handshake (rekey.go).
+	th        [32]byte  // the current keys' transcript hash
+	keyStart  time.Time // when the current keys were made
+	rekeyMu   sync.Mutex
+	rekey     *rekeyState
+	rekeys    atomic.Int64
+	oldOpener *wire.Opener // Recv's goroutine only: the replaced keys, until oldUntil
+	oldUntil  time.Time
 }
 
 func newSession(conn transport.Conn, cfg *Config, dir wire.Direction, id uint16, tier, requested wire.Tier, caps []payload.Capability, sec *wire.SessionSecrets, skew time.Duration) *Session {
@@ -150,6 +159,7 @@ func newSession(conn transport.Conn, cfg *Config, dir wire.Direction, id uint16,
 	}
 	s.opener.Skew = skew
 	s.resumption = wire.ResumptionSecret(sec.SessionKey, sec.TranscriptHash)
+	s.th, s.keyStart = sec.TranscriptHash, now
 	s.handshaking = true
 	s.lastRecv.Store(now.UnixNano())
 	s.log = cfg.Log.With().Uint16("session_id", id).Str("remote", conn.RemoteAddr()).Logger()
@@ -326,6 +336,15 @@ func (s *Session) handle(ctx context.Context, b []byte) (Message, bool, error) {
 		return s.handlePlain(ctx, b)
 	}
 	o, err := s.opener.Open(nil, b, now)
+	if err != nil && s.oldOpener != nil {
+		if now.Before(s.oldUntil) {
+			if old, oerr := s.oldOpener.Open(nil, b, now); oerr == nil {
+				o, err = old, nil // in flight while the keys were replaced
+			}
+		} else {
+			s.oldOpener = nil
+		}
+	}
 	if err != nil {
 		s.reject(err, "Dropped a frame")
 		return Message{}, false, nil
@@ -363,6 +382,8 @@ func (s *Session) handle(ctx context.Context, b []byte) (Message, bool, error) {
 		s.log.Warn().Msg("The hub revoked this session")
 		s.shutdown(ErrRevoked)
 		return Message{}, false, ErrRevoked
+	case wire.OpKeyExchangeInit, wire.OpKeyExchangeResponse, wire.OpKeyExchangeComplete:
+		return Message{}, false, s.handleRekey(ctx, Message{Op: h.Op, Tier: h.Tier, Payload: o.Payload, Counter: o.Counter})
 	}
 	p := o.Payload
 	if h.Fragmented {
@@ -432,6 +453,16 @@ func (s *Session) Keepalive(ctx context.Context, interval, dead time.Duration) {
 		}
 		if err := s.Send(ctx, wire.OpKeepalive, nil); err != nil {
 			s.log.Debug().Err(err).Msg("Failed to send a keepalive")
+		}
+		// A fresh key exchange at least every RekeyAfterTime (PROFILE.md
+		// §P16): the initiator starts it.
+		s.rekeyMu.Lock()
+		due := s.dir == wire.InitiatorToResponder && s.rekey == nil && s.cfg.now().Sub(s.keyStart) >= wire.RekeyAfterTime
+		s.rekeyMu.Unlock()
+		if due {
+			if err := s.Rekey(ctx); err != nil {
+				s.log.Warn().Err(err).Msg("Failed to start a key exchange")
+			}
 		}
 	}
 }

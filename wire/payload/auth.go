@@ -186,3 +186,41 @@ func (p *NewTicket) Unmarshal(b []byte) error {
 	}
 	return err
 }
+
+// KeyExchange is the payload of KEY_EXCHANGE_INIT (0x0010) and
+// KEY_EXCHANGE_RESPONSE (0x0011), the in-session re-handshake (PROFILE.md
+// §P38): a fresh X25519 public key and nonce. KEY_EXCHANGE_COMPLETE
+// (0x0012) carries an empty map.
+//
+//	key-exchange = {
+//	    public-key: bstr .size 32,
+//	    nonce: bstr .size 8,
+//	}
+type KeyExchange struct {
+	PublicKey [32]byte
+	Nonce     [8]byte
+}
+
+const nameKeyExchange = "key-exchange"
+
+// Marshal returns the deterministic encoding of p.
+func (p *KeyExchange) Marshal() ([]byte, error) {
+	b := appendMapLen(nil, 2)
+	b = appendStr(b, keyPublicKey)
+	b = appendBin(b, p.PublicKey[:])
+	b = appendStr(b, keyNonce)
+	return appendBin(b, p.Nonce[:]), nil
+}
+
+// Unmarshal decodes b into p, strictly.
+func (p *KeyExchange) Unmarshal(b []byte) error {
+	var v KeyExchange
+	err := decodeMap(nameKeyExchange, b,
+		member{keyPublicKey, true, binInto(v.PublicKey[:], nil)},
+		member{keyNonce, true, binInto(v.Nonce[:], nil)},
+	)
+	if err == nil {
+		*p = v
+	}
+	return err
+}

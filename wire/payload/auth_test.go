@@ -22,6 +22,7 @@ func TestProfilePayloadsRoundTrip(t *testing.T) {
 		{&EnrolResponse{Certificate: bytes.Repeat([]byte{7}, MaxCertificate), RootKey: [32]byte{5}, Proof: [32]byte{6}}, &EnrolResponse{}},
 		{&SessionInit{Nonce: [8]byte{1}, Timestamp: 9, RequestedTier: 5, HasRequestedTier: true}, &SessionInit{}},
 		{&NewTicket{Ticket: [96]byte{1, 2, 3}, Lifetime: 604800}, &NewTicket{}},
+		{&KeyExchange{PublicKey: [32]byte{9}, Nonce: [8]byte{8}}, &KeyExchange{}},
 	}
 	for _, tt := range tests {
 		b, err := tt.in.Marshal()
@@ -77,6 +78,7 @@ func FuzzEnrol(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		fuzzRoundTrip(t, b, &EnrolRequest{}, &EnrolRequest{})
 		fuzzRoundTrip(t, b, &EnrolResponse{}, &EnrolResponse{})
+		fuzzRoundTrip(t, b, &KeyExchange{}, &KeyExchange{})
 	})
 }
 
