@@ -98,6 +98,12 @@ func (h *Hub) aclChange(ctx context.Context, peer *identity.Certificate, op wire
 func (h *Hub) listRoutes(device string) []ops.Route {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	return h.routesOf(device)
+}
+
+// routesOf lists the routes of device (all with ""), highest priority
+// first; h.mu is held.
+func (h *Hub) routesOf(device string) []ops.Route {
 	var out []ops.Route
 	for _, r := range h.routes {
 		if device == "" || r.Device == device {

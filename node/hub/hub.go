@@ -434,9 +434,26 @@ func (h *Hub) event(ctx context.Context, peer *identity.Certificate, p []byte) e
 		return fmt.Errorf("event for %q: %w", id, ErrNoDevice)
 	}
 	e.Device = id
+	// Subscribers, and the clients the device is routed to, highest
+	// priority first; each session once.
 	subs := make([]*session.Session, 0, len(d.subscribers))
+	seen := map[*session.Session]bool{}
+	for _, r := range h.routesOf(id) {
+		node := h.names[r.Node]
+		if h.mode(id, node, d).Allows(true, false) {
+			for s := range h.live[node] {
+				if !seen[s] {
+					seen[s] = true
+					subs = append(subs, s)
+				}
+			}
+		}
+	}
 	for s := range d.subscribers {
-		subs = append(subs, s)
+		if !seen[s] {
+			seen[s] = true
+			subs = append(subs, s)
+		}
 	}
 	h.mu.Unlock()
 	b, err := ops.Marshal(e)

@@ -273,6 +273,17 @@ func TestACLModes(t *testing.T) {
 	if r, _ := guest.do(wire.OpRouteList, ops.Request{}); len(r.Routes) != 1 || r.Routes[0].Node != "guest" {
 		t.Errorf("routes %+v", r.Routes)
 	}
+	// A route delivers the device's events without a subscription, while
+	// the ACL lets the client read.
+	admin.do(wire.OpACLGrant, ops.Request{Device: "pi/temp", Node: "guest", Mode: ops.ModeRead})
+	select {
+	case e := <-guest.events:
+		if e.Device != "pi/temp" {
+			t.Errorf("routed event %+v", e)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no event along the route")
+	}
 	admin.do(wire.OpACLRevoke, ops.Request{Device: "pi/temp", Node: "guest"})
 	if r, code := guest.do(wire.OpACLGet, ops.Request{Device: "pi/temp"}); code != wire.CodeOK || r.Mode != ops.ModeNone {
 		t.Errorf("mode after revoke: %v %v", code, r.Mode)
