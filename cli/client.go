@@ -2,10 +2,13 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -53,6 +56,7 @@ func clientMain(args []string, env Env) int {
 	tier := fs.Int("tier", 3, "tier to ask for (3-5)")
 	floor := fs.Int("floor", 3, "lowest tier to accept")
 	asJSON := fs.Bool("json", false, "print JSON instead of text")
+	tlsCA := fs.String("tls-ca", "", "PEM file of the CA (or certificate) that signed the hub's TLS certificate, for tcps://")
 	fs.Usage = func() { fmt.Fprint(env.Stderr, clientUsage); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -73,6 +77,9 @@ func clientMain(args []string, env Env) int {
 	}
 	ep, err := runtime.ParseEndpoint(*hubAddr)
 	if err != nil {
+		return fail(2, err)
+	}
+	if ep.TLS, err = tlsConfig(*tlsCA); err != nil {
 		return fail(2, err)
 	}
 	id, root, err := runtime.LoadMember(c)
@@ -390,6 +397,22 @@ func (c *clientCmd) route(ctx context.Context, args []string) error {
 		return err
 	}
 	return c.out(r, func(w io.Writer) { fmt.Fprintf(w, "route %d\t%s\n", r.Route, r.Result) })
+}
+
+// tlsConfig trusts the certificates in caFile ("" means the system roots).
+func tlsConfig(caFile string) (*tls.Config, error) {
+	if caFile == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("-tls-ca: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("-tls-ca: %s holds no PEM certificate", caFile)
+	}
+	return &tls.Config{RootCAs: pool}, nil
 }
 
 func devicesTable(w io.Writer, ds []ops.Device) {

@@ -157,6 +157,7 @@ func pairMain(args []string, env Env) int {
 	name := fs.String("name", "", "this node's name in the family (default: the configuration's name)")
 	role := fs.String("role", "node", "node or client")
 	dataDir := fs.String("data", "", "data directory for the keys (default: the configuration's data_dir)")
+	tlsCA := fs.String("tls-ca", "", "PEM file of the CA that signed the hub's TLS certificate, for tcps://")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -180,6 +181,9 @@ func pairMain(args []string, env Env) int {
 	ep, err := runtime.ParseEndpoint(*hubAddr)
 	if err != nil {
 		return fail(2, "-hub: %v", err)
+	}
+	if ep.TLS, err = tlsConfig(*tlsCA); err != nil {
+		return fail(2, "%v", err)
 	}
 	pc, err := identity.ParsePairingCode(*code)
 	if err != nil {

@@ -2,11 +2,18 @@ package tests
 
 import (
 	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"database/sql"
 	"encoding/hex"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
+	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -325,4 +332,50 @@ func hubStateSurvives(t *testing.T, postgresURI string) {
 		t.Errorf("nodes after revoke: %q", r.stdout)
 	}
 	_ = node
+}
+
+// TestTLSListener wraps the hub's TCP listener in TLS 1.3: a client pairs
+// and talks over tcps:// trusting the hub's certificate, and a client
+// that does not trust it is refused.
+func TestTLSListener(t *testing.T) {
+	dir := t.TempDir()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "hub"},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, _ := x509.MarshalECPrivateKey(key)
+	os.WriteFile(filepath.Join(dir, "hub.crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	os.WriteFile(filepath.Join(dir, "hub.key"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
+	port := freePort(t)
+	cfg := fmt.Sprintf("role: hub\nname: nas\ndata_dir: ./hub\nlisten: {tcp: 127.0.0.1:%d, websocket: '', nats: '', tls_cert: hub.crt, tls_key: hub.key}\n", port)
+	os.WriteFile(filepath.Join(dir, "hub.yaml"), []byte(cfg), 0o600)
+	hub := start(t, dir, "hub", "-config", "hub.yaml", "-invite", "client")
+	lines := hub.until(t, regexp.MustCompile(`^On the new machine`))
+	code := regexp.MustCompile(`[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}`).FindString(strings.Join(lines, "\n"))
+	addr := fmt.Sprintf("tcps://127.0.0.1:%d", port)
+	run := func(args ...string) result {
+		cmd := exec.Command(binPath, args...)
+		cmd.Dir = dir
+		var out, errb strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		c := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			c = ee.ExitCode()
+		}
+		return result{out.String(), errb.String(), c}
+	}
+	if r := run("pair", "-hub", addr, "-tls-ca", "hub.crt", "-code", code, "-name", "phone", "-role", "client", "-data", "./phone"); r.code != 0 {
+		t.Fatalf("pair over TLS: %q %q", r.stdout, r.stderr)
+	}
+	if r := run("client", "-data", "./phone", "-hub", addr, "-tls-ca", "hub.crt", "status"); r.code != 0 || !strings.Contains(r.stdout, "tcp 127.0.0.1") {
+		t.Fatalf("status over TLS: %q %q", r.stdout, r.stderr)
+	}
+	if r := run("client", "-data", "./phone", "-hub", addr, "status"); r.code == 0 || !strings.Contains(r.stderr, "certificate") {
+		t.Errorf("untrusted certificate accepted: %q %q", r.stdout, r.stderr)
+	}
 }

@@ -41,6 +41,9 @@ type Listen struct {
 	TCP       string `yaml:"tcp"`
 	WebSocket string `yaml:"websocket"`
 	NATS      string `yaml:"nats"` // embedded NATS server address, when nats.url is empty
+	// TLSCert and TLSKey, both set, wrap the TCP listener in TLS 1.3.
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
 }
 
 // NATS joins an existing NATS server or cluster.
@@ -172,6 +175,9 @@ func (c *Config) Check() error {
 		if err := checkAddr(key, a); err != nil {
 			return err
 		}
+	}
+	if (c.Listen.TLSCert == "") != (c.Listen.TLSKey == "") {
+		return keyErr("listen.tls_cert", "tls_cert and tls_key go together")
 	}
 	if c.NATS.URL != "" && !strings.Contains(c.NATS.URL, "://") {
 		return keyErr("nats.url", "%q: want nats://host:port", c.NATS.URL)

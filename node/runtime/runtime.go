@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -199,6 +200,15 @@ func StartHub(ctx context.Context, c *config.Config, log zerolog.Logger) (*Hub, 
 			return nil, fmt.Errorf("failed to listen on %s (listen.tcp): %w", c.Listen.TCP, err)
 		}
 		h.Addrs["tcp"] = "tcp://" + ln.Addr().String()
+		if c.Listen.TLSCert != "" {
+			cert, err := tls.LoadX509KeyPair(c.Listen.TLSCert, c.Listen.TLSKey)
+			if err != nil {
+				ln.Close()
+				return nil, fmt.Errorf("listen.tls_cert: %w", err)
+			}
+			ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13})
+			h.Addrs["tcp"] = "tcps://" + ln.Addr().String()
+		}
 		context.AfterFunc(ctx, func() { ln.Close() })
 		go func() {
 			for {
@@ -334,11 +344,13 @@ func Invite(ctx context.Context, st *store.Store, role identity.Role) (identity.
 	return code, nil
 }
 
-// Endpoint is where to reach a hub: tcp://host:port, ws://host:port/path
-// or nats://host:port.
+// Endpoint is where to reach a hub: tcp://host:port, tcps://host:port
+// (TLS), ws://host:port/path or nats://host:port.
 type Endpoint struct {
 	Scheme, Addr string
 	URL          string
+	// TLS configures tcps:// (nil: the system's roots).
+	TLS *tls.Config
 }
 
 // ParseEndpoint reads a hub address.
@@ -348,10 +360,10 @@ func ParseEndpoint(s string) (Endpoint, error) {
 		return Endpoint{}, fmt.Errorf("hub address %q: want tcp://host:port, ws://host:port/myclerk or nats://host:port", s)
 	}
 	switch u.Scheme {
-	case "tcp", "ws", "wss", "nats":
+	case "tcp", "tcps", "ws", "wss", "nats":
 		return Endpoint{Scheme: u.Scheme, Addr: u.Host, URL: s}, nil
 	}
-	return Endpoint{}, fmt.Errorf("hub address %q: unknown scheme %q (tcp, ws, wss or nats)", s, u.Scheme)
+	return Endpoint{}, fmt.Errorf("hub address %q: unknown scheme %q (tcp, tcps, ws, wss or nats)", s, u.Scheme)
 }
 
 // Dial opens a connection to a hub. family and self name this node on
@@ -360,6 +372,18 @@ func (e Endpoint) Dial(ctx context.Context, family identity.FamilyID, self strin
 	switch e.Scheme {
 	case "tcp":
 		c, err := (&net.Dialer{Timeout: 10 * time.Second}).DialContext(ctx, "tcp", e.Addr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("failed to reach the hub at %s: %w", e.URL, err)
+		}
+		return transport.NewStream(c), func() {}, nil
+	case "tcps":
+		cfg := e.TLS
+		if cfg == nil {
+			cfg = &tls.Config{}
+		}
+		cfg = cfg.Clone()
+		cfg.MinVersion = tls.VersionTLS13
+		c, err := (&tls.Dialer{NetDialer: &net.Dialer{Timeout: 10 * time.Second}, Config: cfg}).DialContext(ctx, "tcp", e.Addr)
 		if err != nil {
 			return nil, nil, fmt.Errorf("failed to reach the hub at %s: %w", e.URL, err)
 		}
@@ -387,7 +411,7 @@ func (e Endpoint) Dial(ctx context.Context, family identity.FamilyID, self strin
 // stores its keys in c's key directory.
 func Pair(ctx context.Context, c *config.Config, ep Endpoint, code identity.PairingCode, role identity.Role, log zerolog.Logger) (*identity.Identity, error) {
 	if ep.Scheme == "nats" {
-		return nil, errors.New("pair over tcp:// or ws://: on NATS the family is not known before pairing")
+		return nil, errors.New("pair over tcp://, tcps:// or ws://: on NATS the family is not known before pairing")
 	}
 	conn, done, err := ep.Dial(ctx, identity.FamilyID{}, "pairing")
 	if err != nil {
