@@ -23,6 +23,7 @@ import (
 	"github.com/myclerk/myclerk-bridge/node/transport"
 	"github.com/myclerk/myclerk-bridge/wire"
 	"github.com/myclerk/myclerk-bridge/wire/payload"
+	"github.com/myclerk/myclerk-bridge/wire/ticket"
 )
 
 type fam struct {
@@ -353,5 +354,76 @@ func TestNATSRestartMidTraffic(t *testing.T) {
 	collect(109)
 	if !strings.Contains(c.RemoteAddr(), "nats") {
 		t.Error(c.RemoteAddr())
+	}
+}
+
+// TestResumeAfterDroppedTCPConnection: a node's TCP connection drops; it
+// comes back on a new connection with its ticket (no full handshake), and
+// the spent ticket does not work again. Rotation happens under traffic.
+func TestResumeAfterDroppedTCPConnection(t *testing.T) {
+	f := newFam(t)
+	var kr ticket.Keyring
+	kr.Add(ticket.Key{ID: 1, Secret: [32]byte{1, 2, 3}})
+	r := &session.Responder{Config: f.cfg(f.hub), Tickets: &session.Tickets{Keys: &kr,
+		Lookup: func(context.Context, identity.NodeID) (*identity.Certificate, error) { return f.node.Cert, nil }}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go echo(r, transport.NewStream(c))
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	dial := func() transport.Conn {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return transport.NewStream(c)
+	}
+	roundTrip := func(s *session.Session, p string) {
+		t.Helper()
+		if err := s.Send(ctx, wire.OpStreamData, []byte(p)); err != nil {
+			t.Fatal(err)
+		}
+		m, err := s.Recv(ctx)
+		if err != nil || string(m.Payload) != p {
+			t.Fatalf("echo %q: %q %v", p, m.Payload, err)
+		}
+	}
+	conn := dial()
+	s, err := session.Dial(ctx, conn, f.cfg(f.node))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 50; i++ {
+		if i%10 == 9 {
+			s.Rotate(ctx)
+		}
+		roundTrip(s, fmt.Sprintf("before %d", i))
+	}
+	tk, ok := s.Ticket()
+	if !ok {
+		t.Fatal("no ticket")
+	}
+	conn.Close() // the connection drops
+	if _, err := s.Recv(ctx); err == nil {
+		t.Fatal("the dropped session still reads")
+	}
+	s2, err := session.Resume(ctx, dial(), f.cfg(f.node), tk)
+	if err != nil {
+		t.Fatalf("resume: %v", err)
+	}
+	roundTrip(s2, "after resume")
+	if _, err := session.Resume(ctx, dial(), f.cfg(f.node), tk); err == nil {
+		t.Fatal("a spent ticket resumed again")
 	}
 }
