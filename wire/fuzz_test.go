@@ -108,7 +108,12 @@ func FuzzOpen(f *testing.F) {
 	addSeeds(f)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_, o := pair(t0)
+		_, o2 := pair(t0)
 		got, err := o.Open(nil, b, t0)
+		_, err2 := o2.OpenInPlace(bytes.Clone(b), t0)
+		if (err == nil) != (err2 == nil) {
+			t.Fatalf("Open and OpenInPlace disagree: %v / %v", err, err2)
+		}
 		if err != nil {
 			return
 		}

@@ -257,6 +257,7 @@ type Opener struct {
 	Skew time.Duration
 
 	scratch []byte
+	ct      []byte // OpenInPlace's copy of the ciphertext
 	sum     [HMACSize]byte
 	nonce   [chacha20poly1305.NonceSize]byte
 }
@@ -302,9 +303,29 @@ func (o *Opener) Largest() (uint64, bool) { return o.cur.filter.Largest() }
 // room for the ciphertext and its tag together; the other tiers need room
 // for the payload only).
 func (o *Opener) Open(dst, frame []byte, now time.Time) (Opened, error) {
+	return o.openFrame(dst, frame, now, false)
+}
+
+// OpenInPlace is Open writing the plaintext over the frame's own body: the
+// returned Payload aliases frame, and nothing is allocated. The frame's
+// bytes are not usable as a frame afterwards, whether it opened or not.
+func (o *Opener) OpenInPlace(frame []byte, now time.Time) (Opened, error) {
+	return o.openFrame(nil, frame, now, true)
+}
+
+func (o *Opener) openFrame(dst, frame []byte, now time.Time, inPlace bool) (Opened, error) {
 	f, err := Parse(frame)
 	if err != nil {
 		return Opened{}, err
+	}
+	if inPlace {
+		// Decrypt into the body's place, from a copy of body and tag: a
+		// failed attempt clears its output, and Tier 3 may need to try
+		// another epoch with the same ciphertext.
+		dst = frame[len(f.Prefix):len(f.Prefix)]
+		if f.Header.Encrypted && f.Header.Tier < Tier5 {
+			o.ct = append(o.ct[:0], frame[len(f.Prefix):]...)
+		}
 	}
 	if !f.Header.Tier.Sealed() {
 		return Opened{}, ErrWrongTier
@@ -358,7 +379,7 @@ func (o *Opener) Open(dst, frame []byte, now time.Time) (Opened, error) {
 			}
 			continue
 		}
-		out, ok := o.open(&e.epoch, &f, frame, uint32(ctr), dst)
+		out, ok := o.open(&e.epoch, &f, frame, uint32(ctr), dst, inPlace)
 		if !ok {
 			continue
 		}
@@ -398,12 +419,16 @@ func (o *Opener) nextEpoch(now time.Time) *recvEpoch {
 	return o.nxt
 }
 
-// open verifies f under e and appends the plaintext to dst.
-func (o *Opener) open(e *epoch, f *Frame, frame []byte, ctr uint32, dst []byte) ([]byte, bool) {
+// open verifies f under e and appends the plaintext to dst (in place:
+// dst is the body's place, and Tiers 3-4 read the ciphertext from o.ct).
+func (o *Opener) open(e *epoch, f *Frame, frame []byte, ctr uint32, dst []byte, inPlace bool) ([]byte, bool) {
 	nonce := e.nonce(&o.nonce, f.Header.Timestamp, ctr)
 	if f.Header.Tier < Tier5 {
 		if f.Header.Encrypted {
 			ct := frame[len(f.Prefix):] // body and tag are contiguous
+			if inPlace {
+				ct = o.ct
+			}
 			out, err := e.aead.Open(dst, nonce, ct, f.Prefix)
 			return out, err == nil
 		}

@@ -339,3 +339,39 @@ func TestSealerOpenerAt(t *testing.T) {
 		t.Error("huge start epoch accepted")
 	}
 }
+
+func TestOpenInPlace(t *testing.T) {
+	for tier := Tier3; tier <= Tier5; tier++ {
+		for _, enc := range []bool{true, false} {
+			s, o := pair(t0)
+			payload := bytes.Repeat([]byte("in place "), 50)
+			b := seal(t, s, tier, enc, payload, t0)
+			got, err := o.OpenInPlace(b, t0)
+			if err != nil || !bytes.Equal(got.Payload, payload) {
+				t.Fatalf("%v E=%v: %v", tier, enc, err)
+			}
+			// Tier 3 after a rotation: the first epoch tried fails, the
+			// next one must still see the ciphertext.
+			s.Rotate(t0)
+			b = seal(t, s, tier, enc, payload, t0)
+			if got, err := o.OpenInPlace(b, t0); err != nil || !bytes.Equal(got.Payload, payload) || got.Epoch != 1 {
+				t.Fatalf("%v E=%v after rotation: %v", tier, enc, err)
+			}
+			f := seal(t, s, tier, enc, payload, t0)
+			f[len(f)-1] ^= 1
+			if _, err := o.OpenInPlace(f, t0); err == nil {
+				t.Fatalf("%v E=%v: forged frame opened in place", tier, enc)
+			}
+			sealOnly := testing.AllocsPerRun(20, func() { seal(t, s, tier, enc, payload, t0) })
+			both := testing.AllocsPerRun(20, func() {
+				b := seal(t, s, tier, enc, payload, t0)
+				if _, err := o.OpenInPlace(b, t0); err != nil {
+					t.Fatal(err)
+				}
+			})
+			if both > sealOnly {
+				t.Errorf("%v E=%v: OpenInPlace allocates (%v with it, %v without)", tier, enc, both, sealOnly)
+			}
+		}
+	}
+}

@@ -335,7 +335,13 @@ func (s *Session) handle(ctx context.Context, b []byte) (Message, bool, error) {
 	if len(b) > 0 && !wire.Tier(b[0]>>3&7).Sealed() {
 		return s.handlePlain(ctx, b)
 	}
-	o, err := s.opener.Open(nil, b, now)
+	var o wire.Opened
+	var err error
+	if s.oldOpener == nil {
+		o, err = s.opener.OpenInPlace(b, now) // b is ours: no copy
+	} else {
+		o, err = s.opener.Open(nil, b, now) // keep b for the old keys
+	}
 	if err != nil && s.oldOpener != nil {
 		if now.Before(s.oldUntil) {
 			if old, oerr := s.oldOpener.Open(nil, b, now); oerr == nil {

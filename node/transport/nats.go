@@ -178,7 +178,16 @@ func (c *NATSConn) WriteFrame(ctx context.Context, frame []byte) error {
 		peer = c.peer
 		c.mu.Unlock()
 	}
-	return c.publish(&nats.Msg{Subject: peer, Reply: c.local, Data: frame})
+	// Both ends know each other's subject by now: no reply subject needed.
+	select {
+	case <-c.closed:
+		return ErrClosed
+	default:
+	}
+	if err := c.nc.Publish(peer, frame); err != nil {
+		return fmt.Errorf("failed to publish to %s: %w", peer, err)
+	}
+	return nil
 }
 
 func (c *NATSConn) publish(m *nats.Msg) error {
