@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/myclerk/myclerk-bridge/node/identity"
@@ -35,43 +34,25 @@ func dial(ctx context.Context, conn transport.Conn, cfg *Config, after func(*Ses
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
 
-	eph, err := wire.GenerateKey(cfg.Rand)
+	eph, err := newEphemeral(cfg.Rand)
 	if err != nil {
 		return nil, err
 	}
-	var nI [8]byte
-	if _, err := io.ReadFull(cfg.Rand, nI[:]); err != nil {
-		return nil, err
-	}
-	now := cfg.now()
-	init := payload.SessionInit{Nonce: nI, Timestamp: uint64(now.Unix()), Capabilities: cfg.Capabilities,
+	init := payload.SessionInit{Nonce: eph.nonce, Timestamp: uint64(cfg.now().Unix()), Capabilities: cfg.Capabilities,
 		RequestedTier: uint8(cfg.Tier), HasRequestedTier: true}
 	if cfg.Identity != nil {
 		init.DeviceID, init.HasDeviceID = cfg.Identity.Cert.Node, true
 	}
-	ip, err := init.Marshal()
-	if err != nil {
-		return nil, err
-	}
-	ih := wire.Header{Tier: wire.Tier4, Op: wire.OpSessionInit, Timestamp: uint32(now.Unix()), PublicKey: [32]byte(eph.PublicKey().Bytes())}
-	initFrame, err := wire.AppendHandshake(nil, &ih, ip)
+	initFrame, err := eph.hello(wire.OpSessionInit, 0, cfg.now(), &init)
 	if err != nil {
 		return nil, err
 	}
 	if err := conn.WriteFrame(ctx, initFrame); err != nil {
 		return nil, fmt.Errorf("failed to send SESSION_INIT: %w", err)
 	}
-
-	ackFrame, err := conn.ReadFrame(ctx)
+	ackFrame, f, err := readHello(ctx, conn, wire.OpSessionAck)
 	if err != nil {
-		return nil, fmt.Errorf("failed to read SESSION_ACK: %w", err)
-	}
-	if err := peerError(ackFrame); err != nil {
 		return nil, err
-	}
-	f, err := wire.ParseHandshake(ackFrame)
-	if err != nil || f.Header.Op != wire.OpSessionAck {
-		return nil, fmt.Errorf("%w: want SESSION_ACK (%v)", ErrHandshake, err)
 	}
 	var ack payload.SessionAck
 	if err := ack.Unmarshal(f.Body); err != nil {
@@ -87,14 +68,14 @@ func dial(ctx context.Context, conn transport.Conn, cfg *Config, after func(*Ses
 	if tier < cfg.Tier {
 		cfg.Log.Warn().Int("requested_tier", int(cfg.Tier)).Int("selected_tier", int(tier)).Msg("The responder selected a lower tier than requested")
 	}
-	shared, err := wire.SharedSecret(eph, f.Header.PublicKey)
+	shared, err := eph.shared(f.Header.PublicKey)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrHandshake, err)
+		return nil, err
 	}
 	sec := wire.SessionSecrets{
-		SessionKey:     wire.SessionKey(shared, nI, ack.Nonce),
+		SessionKey:     wire.SessionKey(shared, eph.nonce, ack.Nonce),
 		TranscriptHash: wire.TranscriptHash(initFrame, ackFrame),
-		InitiatorKey:   ih.PublicKey,
+		InitiatorKey:   eph.pub,
 		ResponderKey:   f.Header.PublicKey,
 	}
 	skew := time.Duration(int64(f.Header.Timestamp)-cfg.now().Unix()) * time.Second
@@ -187,38 +168,29 @@ func (r *Responder) accept(ctx context.Context, conn transport.Conn) (*Session, 
 			ids.Free(id)
 		}
 	}()
-	eph, err := wire.GenerateKey(cfg.Rand)
+	eph, err := newEphemeral(cfg.Rand)
 	if err != nil {
 		return nil, err
 	}
-	var nR [8]byte
-	if _, err := io.ReadFull(cfg.Rand, nR[:]); err != nil {
-		return nil, err
-	}
-	ack := payload.SessionAck{SessionID: id, Nonce: nR, SelectedTier: uint8(tier),
+	ack := payload.SessionAck{SessionID: id, Nonce: eph.nonce, SelectedTier: uint8(tier),
 		SelectedCapabilities: payload.Negotiate(init.Capabilities, cfg.Capabilities)}
-	ap, err := ack.Marshal()
+	ackFrame, err := eph.hello(wire.OpSessionAck, id, now, &ack)
 	if err != nil {
 		return nil, err
 	}
-	ah := wire.Header{Tier: wire.Tier4, Op: wire.OpSessionAck, SessionID: id, Timestamp: uint32(now.Unix()), PublicKey: [32]byte(eph.PublicKey().Bytes())}
-	ackFrame, err := wire.AppendHandshake(nil, &ah, ap)
-	if err != nil {
-		return nil, err
-	}
-	shared, err := wire.SharedSecret(eph, f.Header.PublicKey)
+	shared, err := eph.shared(f.Header.PublicKey)
 	if err != nil {
 		plainError(ctx, conn, wire.CodeBadRequest, 0, "invalid public key")
-		return nil, fmt.Errorf("%w: %w", ErrHandshake, err)
+		return nil, err
 	}
 	if err := conn.WriteFrame(ctx, ackFrame); err != nil {
 		return nil, fmt.Errorf("failed to send SESSION_ACK: %w", err)
 	}
 	sec := wire.SessionSecrets{
-		SessionKey:     wire.SessionKey(shared, init.Nonce, nR),
+		SessionKey:     wire.SessionKey(shared, init.Nonce, eph.nonce),
 		TranscriptHash: wire.TranscriptHash(initFrame, ackFrame),
 		InitiatorKey:   f.Header.PublicKey,
-		ResponderKey:   ah.PublicKey,
+		ResponderKey:   eph.pub,
 	}
 	s := newSession(conn, cfg, wire.ResponderToInitiator, id, tier, requested, ack.SelectedCapabilities, &sec, skew)
 	s.release = func() { ids.Free(id) }

@@ -136,37 +136,20 @@ func resume(ctx context.Context, conn transport.Conn, cfg *Config, t Ticket) (*S
 	}
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
-	eph, err := wire.GenerateKey(cfg.Rand)
+	eph, err := newEphemeral(cfg.Rand)
 	if err != nil {
 		return nil, err
 	}
-	var nI [8]byte
-	if _, err := io.ReadFull(cfg.Rand, nI[:]); err != nil {
-		return nil, err
-	}
-	now := cfg.now()
-	rp, err := (&payload.SessionResume{OldSessionID: t.SessionID, Ticket: t.Ticket, Nonce: nI}).Marshal()
-	if err != nil {
-		return nil, err
-	}
-	rh := wire.Header{Tier: wire.Tier4, Op: wire.OpSessionResume, Timestamp: uint32(now.Unix()), PublicKey: [32]byte(eph.PublicKey().Bytes())}
-	resumeFrame, err := wire.AppendHandshake(nil, &rh, rp)
+	resumeFrame, err := eph.hello(wire.OpSessionResume, 0, cfg.now(), &payload.SessionResume{OldSessionID: t.SessionID, Ticket: t.Ticket, Nonce: eph.nonce})
 	if err != nil {
 		return nil, err
 	}
 	if err := conn.WriteFrame(ctx, resumeFrame); err != nil {
 		return nil, fmt.Errorf("failed to send SESSION_RESUME: %w", err)
 	}
-	resumedFrame, err := conn.ReadFrame(ctx)
+	resumedFrame, f, err := readHello(ctx, conn, wire.OpSessionResumed)
 	if err != nil {
-		return nil, fmt.Errorf("failed to read SESSION_RESUMED: %w", err)
-	}
-	if err := peerError(resumedFrame); err != nil {
 		return nil, err
-	}
-	f, err := wire.ParseHandshake(resumedFrame)
-	if err != nil || f.Header.Op != wire.OpSessionResumed {
-		return nil, fmt.Errorf("%w: want SESSION_RESUMED (%v)", ErrHandshake, err)
 	}
 	var r payload.SessionResumed
 	if err := r.Unmarshal(f.Body); err != nil {
@@ -176,14 +159,14 @@ func resume(ctx context.Context, conn transport.Conn, cfg *Config, t Ticket) (*S
 	if tier < max(cfg.Floor, wire.Tier3) {
 		return nil, fmt.Errorf("%w: resumed at tier %d", ErrBelowFloor, tier)
 	}
-	shared, err := wire.SharedSecret(eph, f.Header.PublicKey)
+	shared, err := eph.shared(f.Header.PublicKey)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrHandshake, err)
+		return nil, err
 	}
 	sec := wire.SessionSecrets{
-		SessionKey:     wire.ResumedSessionKey(shared, t.Secret, nI, r.Nonce),
+		SessionKey:     wire.ResumedSessionKey(shared, t.Secret, eph.nonce, r.Nonce),
 		TranscriptHash: wire.TranscriptHash(resumeFrame, resumedFrame),
-		InitiatorKey:   rh.PublicKey,
+		InitiatorKey:   eph.pub,
 		ResponderKey:   f.Header.PublicKey,
 	}
 	skew := time.Duration(int64(f.Header.Timestamp)-cfg.now().Unix()) * time.Second
@@ -255,36 +238,27 @@ func (r *Responder) acceptResume(ctx context.Context, conn transport.Conn, ids *
 			ids.Free(id)
 		}
 	}()
-	eph, err := wire.GenerateKey(cfg.Rand)
+	eph, err := newEphemeral(cfg.Rand)
 	if err != nil {
-		return nil, err
-	}
-	var nR [8]byte
-	if _, err := io.ReadFull(cfg.Rand, nR[:]); err != nil {
 		return nil, err
 	}
 	tier := cfg.Tier
-	rp, err := (&payload.SessionResumed{SessionID: id, Nonce: nR, SelectedTier: uint8(tier)}).Marshal()
+	resumedFrame, err := eph.hello(wire.OpSessionResumed, id, now, &payload.SessionResumed{SessionID: id, Nonce: eph.nonce, SelectedTier: uint8(tier)})
 	if err != nil {
 		return nil, err
 	}
-	ah := wire.Header{Tier: wire.Tier4, Op: wire.OpSessionResumed, SessionID: id, Timestamp: uint32(now.Unix()), PublicKey: [32]byte(eph.PublicKey().Bytes())}
-	resumedFrame, err := wire.AppendHandshake(nil, &ah, rp)
+	shared, err := eph.shared(f.Header.PublicKey)
 	if err != nil {
-		return nil, err
-	}
-	shared, err := wire.SharedSecret(eph, f.Header.PublicKey)
-	if err != nil {
-		return fail(wire.CodeBadRequest, "invalid public key", fmt.Errorf("%w: %w", ErrHandshake, err))
+		return fail(wire.CodeBadRequest, "invalid public key", err)
 	}
 	if err := conn.WriteFrame(ctx, resumedFrame); err != nil {
 		return nil, fmt.Errorf("failed to send SESSION_RESUMED: %w", err)
 	}
 	sec := wire.SessionSecrets{
-		SessionKey:     wire.ResumedSessionKey(shared, c.ResumptionSecret, req.Nonce, nR),
+		SessionKey:     wire.ResumedSessionKey(shared, c.ResumptionSecret, req.Nonce, eph.nonce),
 		TranscriptHash: wire.TranscriptHash(resumeFrame, resumedFrame),
 		InitiatorKey:   f.Header.PublicKey,
-		ResponderKey:   ah.PublicKey,
+		ResponderKey:   eph.pub,
 	}
 	s := newSession(conn, cfg, wire.ResponderToInitiator, id, tier, tier, nil, &sec, skew)
 	s.release = func() { ids.Free(id) }
