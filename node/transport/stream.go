@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -75,12 +76,24 @@ func (s *Stream) ReadFrame(ctx context.Context) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("length prefix %x: %w", s.hdr, err)
 	}
-	b := make([]byte, n)
-	if _, err := io.ReadFull(s.r, b); err != nil {
-		return nil, s.fail(ctx, err)
+	// Grow the buffer as the bytes arrive: a peer that announces a large
+	// frame and sends it slowly holds no more memory than it has sent.
+	b := make([]byte, 0, min(n, readChunk))
+	for len(b) < n {
+		if len(b) == cap(b) {
+			b = slices.Grow(b, min(n-len(b), cap(b)))
+		}
+		k, err := io.ReadFull(s.r, b[len(b):min(n, cap(b))])
+		b = b[:len(b)+k]
+		if err != nil {
+			return nil, s.fail(ctx, err)
+		}
 	}
 	return b, nil
 }
+
+// readChunk is the first allocation for a frame being read.
+const readChunk = 16 << 10
 
 // WriteFrame writes one frame with its length prefix, in one write.
 func (s *Stream) WriteFrame(ctx context.Context, frame []byte) error {

@@ -172,3 +172,31 @@ func TestWebSocketRejectsText(t *testing.T) {
 	}
 	raw.WriteMessage(websocket.BinaryMessage, make([]byte, wire.MaxFrameSize+1))
 }
+
+func TestStreamReadsLargeFramesInPieces(t *testing.T) {
+	c1, c2 := net.Pipe()
+	s := NewStream(c2)
+	frame := bytes.Repeat([]byte{0x5a}, wire.MaxFrameSize)
+	go func() {
+		p, _ := wire.AppendLengthPrefix(nil, len(frame))
+		c1.Write(p)
+		for i := 0; i < len(frame); i += 1000 {
+			c1.Write(frame[i:min(i+1000, len(frame))])
+		}
+	}()
+	got, err := s.ReadFrame(context.Background())
+	if err != nil || !bytes.Equal(got, frame) {
+		t.Fatalf("%d bytes, %v", len(got), err)
+	}
+	// A peer that announces 1 MiB and stops after a few bytes costs a
+	// small buffer, and the read ends with the connection.
+	go func() {
+		p, _ := wire.AppendLengthPrefix(nil, wire.MaxFrameSize)
+		c1.Write(p)
+		c1.Write([]byte("only this"))
+		c1.Close()
+	}()
+	if _, err := s.ReadFrame(context.Background()); !errors.Is(err, ErrClosed) {
+		t.Fatalf("truncated frame: %v", err)
+	}
+}
