@@ -68,7 +68,9 @@ func (s *Stream) fail(ctx context.Context, err error) error {
 
 // ReadFrame reads one frame.
 func (s *Stream) ReadFrame(ctx context.Context) ([]byte, error) {
-	defer watch(ctx, s.c.SetReadDeadline)()
+	if ctx.Done() != nil { // a method value allocates: only when there is something to watch
+		defer watch(ctx, s.c.SetReadDeadline)()
+	}
 	if _, err := io.ReadFull(s.r, s.hdr[:]); err != nil {
 		return nil, s.fail(ctx, err)
 	}
@@ -107,7 +109,9 @@ func (s *Stream) WriteFrame(ctx context.Context, frame []byte) error {
 	if cap(b) <= 64<<10 {
 		s.wbuf = b // keep buffers of ordinary frames; let big ones go
 	}
-	defer watch(ctx, s.c.SetWriteDeadline)()
+	if ctx.Done() != nil {
+		defer watch(ctx, s.c.SetWriteDeadline)()
+	}
 	if _, err := s.c.Write(b); err != nil {
 		return s.fail(ctx, err)
 	}
