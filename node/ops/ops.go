@@ -12,6 +12,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/myclerk/myclerk-bridge/wire"
+	"github.com/myclerk/myclerk-bridge/wire/payload"
 )
 
 // Mode is an access mode of draft §6.2.4.
@@ -133,8 +134,17 @@ type Event struct {
 // Marshal encodes any payload of this package.
 func Marshal(v any) ([]byte, error) { return msgpack.Marshal(v) }
 
-// Unmarshal decodes a payload, wrapping failures as wire.ErrMalformed.
+// MaxEntries bounds every array and map of these payloads (devices of a
+// node, settings of a device, entries of an ACL).
+const MaxEntries = 4096
+
+// Unmarshal decodes a payload, wrapping failures as wire.ErrMalformed. The
+// input is checked first (payload.Check): declared lengths beyond the input
+// or over MaxEntries are refused before the library allocates for them.
 func Unmarshal(b []byte, v any) error {
+	if err := payload.Check(b, MaxEntries); err != nil {
+		return err
+	}
 	if err := msgpack.Unmarshal(b, v); err != nil {
 		return fmt.Errorf("%w: %v", wire.ErrMalformed, err)
 	}

@@ -94,3 +94,22 @@ func fuzzRoundTrip(t *testing.T, b []byte, a, c roundTripper) {
 		t.Fatalf("%T round trip: %v", a, err)
 	}
 }
+
+func TestCheck(t *testing.T) {
+	good, _ := (&SessionInit{Nonce: [8]byte{1}, Capabilities: []Capability{1, 2}}).Marshal()
+	if err := Check(good, 16); err != nil {
+		t.Fatal(err)
+	}
+	for name, in := range map[string][]byte{
+		"array over the entry limit": {0x93, 1, 2, 3},
+		"map32 beyond the input":     {0xdf, 0, 0, 0, 9, 0xa1, 'k', 1},
+		"bin beyond the input":       {0xc6, 0xff, 0xff, 0xff, 0xff},
+		"trailing byte":              {0x01, 0x02},
+		"empty":                      {},
+		"reserved code 0xc1":         {0xc1},
+	} {
+		if err := Check(in, 2); !errors.Is(err, wire.ErrMalformed) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}

@@ -32,6 +32,8 @@ type decoder struct {
 	i     int                // members read so far
 	keys  [MaxEntries][]byte // keys read so far, slices of in
 	depth int
+	// maxEntries, when set, bounds every container's entries (Check).
+	maxEntries int
 }
 
 // open starts decoding b, which must be exactly one map.
@@ -330,6 +332,21 @@ func (d *decoder) caps(name string) ([]Capability, error) {
 }
 
 // skip consumes the value of an unknown key.
+// Check walks one MessagePack value, allocating nothing, and rejects what
+// a general-purpose (reflection) decoder would turn into large allocations
+// or deep recursion: a declared length beyond the input, a container with
+// more than maxEntries entries, nesting deeper than MaxDepth, bytes after
+// the value. Payloads decoded with the msgpack library's reflection (the
+// device, routing and ACL payloads of node/ops) go through it first.
+func Check(b []byte, maxEntries int) error {
+	r := bytes.NewReader(b)
+	d := decoder{what: "payload", in: b, r: r, d: msgpack.NewDecoder(r), maxEntries: maxEntries}
+	if err := d.skipValue(1); err != nil {
+		return err
+	}
+	return d.end()
+}
+
 func (d *decoder) skip() error {
 	return d.skipValue(2)
 }
@@ -361,6 +378,9 @@ func (d *decoder) skipValue(depth int) error {
 		}
 		if n < 0 || n > d.r.Len()/per {
 			return d.errf("%s of %d entries exceeds the %d bytes left", typeName(c), uint32(n), d.r.Len())
+		}
+		if d.maxEntries > 0 && n > d.maxEntries {
+			return d.errf("%s of %d entries, limit %d", typeName(c), n, d.maxEntries)
 		}
 		for range n * per {
 			if err := d.skipValue(depth + 1); err != nil {
