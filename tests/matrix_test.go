@@ -1,0 +1,167 @@
+package tests
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/myclerk/myclerk-bridge/bridge/matrixconn"
+	"github.com/myclerk/myclerk-bridge/node/session"
+	"github.com/myclerk/myclerk-bridge/wire"
+)
+
+// dendriteDir is where tests/run installs Dendrite v0.13.8 (built from the
+// Go module proxy, never part of go.mod): MYCLERK_DENDRITE, or the cache.
+func dendriteDir(t *testing.T) string {
+	dir := os.Getenv("MYCLERK_DENDRITE")
+	if dir == "" {
+		home, _ := os.UserHomeDir()
+		dir = filepath.Join(home, ".cache", "myclerk", "dendrite-v0.13.8")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "dendrite")); err != nil {
+		t.Fatalf("Dendrite is not installed in %s: run bash tests/run, which builds it (%v)", dir, err)
+	}
+	return dir
+}
+
+// startDendrite runs a Dendrite homeserver on a free 127.0.0.1 port, with
+// the CI configuration (open registration, no rate limits), and returns
+// its client URL.
+func startDendrite(t *testing.T) string {
+	bin := dendriteDir(t)
+	dir := t.TempDir()
+	run := func(name string, args ...string) []byte {
+		cmd := exec.Command(filepath.Join(bin, name), args...)
+		cmd.Dir = dir
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		return out
+	}
+	run("generate-keys", "-private-key", "matrix_key.pem")
+	cfg := run("generate-config", "-ci", "-dir", dir, "-server", "localhost")
+	os.WriteFile(filepath.Join(dir, "dendrite.yaml"), cfg, 0o600)
+	port := freePort(t)
+	cmd := exec.Command(filepath.Join(bin, "dendrite"), "-config", "dendrite.yaml",
+		"-http-bind-address", fmt.Sprintf("127.0.0.1:%d", port), "-https-bind-address", "", "-really-enable-open-registration")
+	cmd.Dir = dir
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	url := fmt.Sprintf("http://127.0.0.1:%d", port)
+	for i := 0; i < 200; i++ {
+		if resp, err := http.Get(url + "/_matrix/client/versions"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return url
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("Dendrite did not start")
+	return ""
+}
+
+func matrixUser(t *testing.T, ctx context.Context, hs, name string) *mautrix.Client {
+	cli, err := mautrix.NewClient(hs, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := cli.RegisterDummy(ctx, &mautrix.ReqRegister[any]{Username: name, Password: "correct horse battery " + name})
+	if err != nil {
+		t.Fatalf("register %s: %v", name, err)
+	}
+	cli.SetCredentials(resp.UserID, resp.AccessToken)
+	return cli
+}
+
+// TestSessionOverMatrix runs a MyClerk session through a real homeserver:
+// every frame is an eu.myclerk.frame event in a room, and the homeserver
+// stores only sealed frames.
+func TestSessionOverMatrix(t *testing.T) {
+	hs := startDendrite(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	alice, bob := matrixUser(t, ctx, hs, "alice"), matrixUser(t, ctx, hs, "bob")
+	room, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat", Invite: []id.UserID{bob.UserID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.JoinRoomByID(ctx, room.RoomID); err != nil {
+		t.Fatal(err)
+	}
+	ra, err := matrixconn.NewRouter(alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, err := matrixconn.NewRouter(bob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := ra.Open(room.RoomID, bob.UserID)
+	cb, _ := rb.Open(room.RoomID, alice.UserID)
+	go alice.SyncWithContext(ctx)
+	go bob.SyncWithContext(ctx)
+
+	f := newFam(t)
+	errc := make(chan error, 1)
+	go func() {
+		s, err := (&session.Responder{Config: f.cfg(f.hub)}).Accept(ctx, cb)
+		if err != nil {
+			errc <- err
+			return
+		}
+		m, err := s.Recv(ctx)
+		if err == nil {
+			err = s.Send(ctx, m.Op, append([]byte("hub saw: "), m.Payload...))
+		}
+		errc <- err
+	}()
+	cfg := f.cfg(f.node)
+	cfg.MaxFrame = 36 << 10
+	s, err := session.Dial(ctx, ca, cfg)
+	if err != nil {
+		t.Fatalf("session over Matrix: %v", err)
+	}
+	secret := "the porch light code is 4711"
+	if err := s.Send(ctx, wire.OpDeviceConfigure, []byte(secret)); err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.Recv(ctx)
+	if err != nil || string(m.Payload) != "hub saw: "+secret {
+		t.Fatalf("reply: %q %v", m.Payload, err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+
+	// The room's history holds frame events, none of them readable.
+	msgs, err := alice.Messages(ctx, room.RoomID, "", "", mautrix.DirectionBackward, nil, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	frames := 0
+	for _, evt := range msgs.Chunk {
+		raw := string(evt.Content.VeryRaw)
+		if strings.Contains(raw, "porch") {
+			t.Fatal("plaintext reached the homeserver")
+		}
+		if evt.Type.Type == matrixconn.FrameType.Type {
+			frames++
+		}
+	}
+	if frames < 6 {
+		t.Errorf("only %d frame events in the room", frames)
+	}
+}
