@@ -21,7 +21,7 @@ import (
 
 // dendriteDir is where tests/run installs Dendrite v0.13.8 (built from the
 // Go module proxy, never part of go.mod): MYCLERK_DENDRITE, or the cache.
-func dendriteDir(t *testing.T) string {
+func dendriteDir(t testing.TB) string {
 	dir := os.Getenv("MYCLERK_DENDRITE")
 	if dir == "" {
 		home, _ := os.UserHomeDir()
@@ -36,7 +36,7 @@ func dendriteDir(t *testing.T) string {
 // startDendrite runs a Dendrite homeserver on a free 127.0.0.1 port, with
 // the CI configuration (open registration, no rate limits), and returns
 // its client URL.
-func startDendrite(t *testing.T) string {
+func startDendrite(t testing.TB) string {
 	bin := dendriteDir(t)
 	dir := t.TempDir()
 	run := func(name string, args ...string) []byte {
@@ -73,26 +73,16 @@ func startDendrite(t *testing.T) string {
 	return ""
 }
 
-func matrixUser(t *testing.T, ctx context.Context, hs, name string) *mautrix.Client {
-	cli, err := mautrix.NewClient(hs, "", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := cli.RegisterDummy(ctx, &mautrix.ReqRegister[any]{Username: name, Password: "correct horse battery " + name})
-	if err != nil {
-		t.Fatalf("register %s: %v", name, err)
-	}
-	cli.SetCredentials(resp.UserID, resp.AccessToken)
-	return cli
+// matrixPair is two users of one Dendrite sharing a room, syncing, with a
+// frame connection each way.
+type matrixPair struct {
+	alice, bob *mautrix.Client
+	room       *mautrix.RespCreateRoom
+	ca, cb     *matrixconn.Conn
 }
 
-// TestSessionOverMatrix runs a MyClerk session through a real homeserver:
-// every frame is an eu.myclerk.frame event in a room, and the homeserver
-// stores only sealed frames.
-func TestSessionOverMatrix(t *testing.T) {
+func newMatrixPair(t testing.TB, ctx context.Context) *matrixPair {
 	hs := startDendrite(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
 	alice, bob := matrixUser(t, ctx, hs, "alice"), matrixUser(t, ctx, hs, "bob")
 	room, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat", Invite: []id.UserID{bob.UserID}})
 	if err != nil {
@@ -111,9 +101,38 @@ func TestSessionOverMatrix(t *testing.T) {
 	}
 	ca, _ := ra.Open(room.RoomID, bob.UserID)
 	cb, _ := rb.Open(room.RoomID, alice.UserID)
-	go alice.SyncWithContext(ctx)
-	go bob.SyncWithContext(ctx)
+	return &matrixPair{alice: alice, bob: bob, room: room, ca: ca, cb: cb}
+}
 
+// sync runs both clients' sync loops until ctx ends.
+func (m *matrixPair) sync(ctx context.Context) {
+	go m.alice.SyncWithContext(ctx)
+	go m.bob.SyncWithContext(ctx)
+}
+
+func matrixUser(t testing.TB, ctx context.Context, hs, name string) *mautrix.Client {
+	cli, err := mautrix.NewClient(hs, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := cli.RegisterDummy(ctx, &mautrix.ReqRegister[any]{Username: name, Password: "correct horse battery " + name})
+	if err != nil {
+		t.Fatalf("register %s: %v", name, err)
+	}
+	cli.SetCredentials(resp.UserID, resp.AccessToken)
+	return cli
+}
+
+// TestSessionOverMatrix runs a MyClerk session through a real homeserver:
+// every frame is an eu.myclerk.frame event in a room, and the homeserver
+// stores only sealed frames.
+func TestSessionOverMatrix(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	mx := newMatrixPair(t, ctx)
+	ca, cb := mx.ca, mx.cb
+	alice, room := mx.alice, mx.room
+	mx.sync(ctx)
 	f := newFam(t)
 	errc := make(chan error, 1)
 	go func() {

@@ -31,7 +31,7 @@ type fam struct {
 	hub, node *identity.Identity
 }
 
-func newFam(t *testing.T) *fam {
+func newFam(t testing.TB) *fam {
 	t.Helper()
 	root, err := identity.NewRoot(rand.Reader)
 	if err != nil {
@@ -91,7 +91,7 @@ func natsBinary() string {
 	return p
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
