@@ -84,6 +84,23 @@ func (p *proc) until(t *testing.T, re *regexp.Regexp) []string {
 	}
 }
 
+// runBin runs the binary in dir to completion and returns what it printed.
+func runBin(t *testing.T, dir string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(binPath, args...)
+	cmd.Dir = dir
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return result{out.String(), errb.String(), code}
+}
+
 // TestFamilyFromTheCommandLine is the README's walk-through as a user does
 // it: start a hub, pair a node and a client with the printed codes, run
 // the node, and use its sensor from the client over each transport.
@@ -108,19 +125,7 @@ func TestFamilyFromTheCommandLine(t *testing.T) {
 
 	nodeCfg := fmt.Sprintf("role: node\nname: pi\ndata_dir: ./pi\nhub: {tcp: 127.0.0.1:%d}\ndevices: {sensors: [{id: temp, name: Kitchen, base: 19, interval: 1s}]}\n", tcpPort)
 	os.WriteFile(filepath.Join(dir, "pi.yaml"), []byte(nodeCfg), 0o600)
-	runIn := func(args ...string) result {
-		t.Helper()
-		cmd := exec.Command(binPath, args...)
-		cmd.Dir = dir
-		var out, errb strings.Builder
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		err := cmd.Run()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		}
-		return result{out.String(), errb.String(), code}
-	}
+	runIn := func(args ...string) result { t.Helper(); return runBin(t, dir, args...) }
 	if r := runIn("pair", "-config", "pi.yaml", "-hub", tcp, "-code", codes[0]); r.code != 0 {
 		t.Fatalf("pair node: %s %s", r.stdout, r.stderr)
 	}
@@ -242,19 +247,7 @@ func hubStateSurvives(t *testing.T, postgresURI string) {
 	}
 	os.WriteFile(filepath.Join(dir, "hub.yaml"), []byte(hubCfg), 0o600)
 	tcp := fmt.Sprintf("tcp://127.0.0.1:%d", tcpPort)
-	runIn := func(args ...string) result {
-		t.Helper()
-		cmd := exec.Command(binPath, args...)
-		cmd.Dir = dir
-		var out, errb strings.Builder
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		err := cmd.Run()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		}
-		return result{out.String(), errb.String(), code}
-	}
+	runIn := func(args ...string) result { t.Helper(); return runBin(t, dir, args...) }
 	codeRe := regexp.MustCompile(`[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}`)
 	invite := func(role string) string {
 		r := runIn("invite", "-config", "hub.yaml", "-role", role)
@@ -357,18 +350,7 @@ func TestTLSListener(t *testing.T) {
 	lines := hub.until(t, regexp.MustCompile(`^On the new machine`))
 	code := regexp.MustCompile(`[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}`).FindString(strings.Join(lines, "\n"))
 	addr := fmt.Sprintf("tcps://127.0.0.1:%d", port)
-	run := func(args ...string) result {
-		cmd := exec.Command(binPath, args...)
-		cmd.Dir = dir
-		var out, errb strings.Builder
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		err := cmd.Run()
-		c := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			c = ee.ExitCode()
-		}
-		return result{out.String(), errb.String(), c}
-	}
+	run := func(args ...string) result { return runBin(t, dir, args...) }
 	if r := run("pair", "-hub", addr, "-tls-ca", "hub.crt", "-code", code, "-name", "phone", "-role", "client", "-data", "./phone"); r.code != 0 {
 		t.Fatalf("pair over TLS: %q %q", r.stdout, r.stderr)
 	}
