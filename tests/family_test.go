@@ -14,6 +14,7 @@ import (
 	"io"
 	"math/big"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -106,8 +107,8 @@ func runBin(t *testing.T, dir string, args ...string) result {
 // the node, and use its sensor from the client over each transport.
 func TestFamilyFromTheCommandLine(t *testing.T) {
 	dir := t.TempDir()
-	tcpPort, wsPort, natsPort := freePort(t), freePort(t), freePort(t)
-	hubCfg := fmt.Sprintf("role: hub\nname: nas\ndata_dir: ./hub\nlisten: {tcp: 127.0.0.1:%d, websocket: 127.0.0.1:%d, nats: 127.0.0.1:%d}\n", tcpPort, wsPort, natsPort)
+	tcpPort, wsPort, natsPort, metricsPort := freePort(t), freePort(t), freePort(t), freePort(t)
+	hubCfg := fmt.Sprintf("role: hub\nname: nas\ndata_dir: ./hub\nlisten: {tcp: 127.0.0.1:%d, websocket: 127.0.0.1:%d, nats: 127.0.0.1:%d, metrics: 127.0.0.1:%d}\n", tcpPort, wsPort, natsPort, metricsPort)
 	os.WriteFile(filepath.Join(dir, "hub.yaml"), []byte(hubCfg), 0o600)
 	hub := start(t, dir, "hub", "-config", "hub.yaml", "-invite", "node,client")
 	lines := hub.until(t, regexp.MustCompile(`^On the new machine`))
@@ -181,6 +182,29 @@ func TestFamilyFromTheCommandLine(t *testing.T) {
 	if r = runIn("client", "-data", "./nobody", "-hub", tcp, "devices"); r.code != 1 || !strings.Contains(r.stderr, "not paired") {
 		t.Errorf("unpaired client: %d %q", r.code, r.stderr)
 	}
+
+	// The hub's metrics counted all of that, and its health check is fine.
+	metrics := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort))
+	for _, want := range []string{`myclerk_frames_total{direction="in",op="DEVICE_LIST",result="ok",tier="3"}`,
+		`myclerk_frames_total{direction="out",op="SESSION_AUTH"`, "myclerk_sessions "} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if h := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/health", metricsPort)); !strings.Contains(h, `"status":"ok"`) {
+		t.Errorf("health: %s", h)
+	}
+}
+
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }
 
 func TestBadConfiguration(t *testing.T) {
@@ -241,7 +265,7 @@ func freshPostgres(t *testing.T) string {
 func hubStateSurvives(t *testing.T, postgresURI string) {
 	dir := t.TempDir()
 	tcpPort := freePort(t)
-	hubCfg := fmt.Sprintf("role: hub\nname: nas\ndata_dir: ./hub\nlisten: {tcp: 127.0.0.1:%d, websocket: '', nats: ''}\nacl: {default_mode: none, admins: [phone]}\nsession: {keepalive: 1s, dead_after: 3s}\n", tcpPort)
+	hubCfg := fmt.Sprintf("role: hub\nname: nas\ndata_dir: ./hub\nlisten: {tcp: 127.0.0.1:%d, websocket: '', nats: '', metrics: ''}\nacl: {default_mode: none, admins: [phone]}\nsession: {keepalive: 1s, dead_after: 3s}\n", tcpPort)
 	if postgresURI != "" {
 		hubCfg += fmt.Sprintf("database: {type: postgres, uri: '%s'}\n", postgresURI)
 	}
@@ -344,7 +368,7 @@ func TestTLSListener(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "hub.crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
 	os.WriteFile(filepath.Join(dir, "hub.key"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
 	port := freePort(t)
-	cfg := fmt.Sprintf("role: hub\nname: nas\ndata_dir: ./hub\nlisten: {tcp: 127.0.0.1:%d, websocket: '', nats: '', tls_cert: hub.crt, tls_key: hub.key}\n", port)
+	cfg := fmt.Sprintf("role: hub\nname: nas\ndata_dir: ./hub\nlisten: {tcp: 127.0.0.1:%d, websocket: '', nats: '', metrics: '', tls_cert: hub.crt, tls_key: hub.key}\n", port)
 	os.WriteFile(filepath.Join(dir, "hub.yaml"), []byte(cfg), 0o600)
 	hub := start(t, dir, "hub", "-config", "hub.yaml", "-invite", "client")
 	lines := hub.until(t, regexp.MustCompile(`^On the new machine`))

@@ -41,6 +41,8 @@ type Listen struct {
 	TCP       string `yaml:"tcp"`
 	WebSocket string `yaml:"websocket"`
 	NATS      string `yaml:"nats"` // embedded NATS server address, when nats.url is empty
+	// Metrics serves /metrics (Prometheus) and /health over HTTP.
+	Metrics string `yaml:"metrics"`
 	// TLSCert and TLSKey, both set, wrap the TCP listener in TLS 1.3.
 	TLSCert string `yaml:"tls_cert"`
 	TLSKey  string `yaml:"tls_key"`
@@ -106,7 +108,7 @@ type Serial struct {
 func Default() *Config {
 	return &Config{
 		Role: "hub", Name: "hub", DataDir: "./data", LogLevel: "info",
-		Listen:   Listen{TCP: "127.0.0.1:7410", WebSocket: "127.0.0.1:7411", NATS: "127.0.0.1:7412"},
+		Listen:   Listen{TCP: "127.0.0.1:7410", WebSocket: "127.0.0.1:7411", NATS: "127.0.0.1:7412", Metrics: "127.0.0.1:7419"},
 		Session:  Session{Tier: 3, Floor: 3, Keepalive: 30 * time.Second, DeadAfter: 90 * time.Second, Tickets: true},
 		ACL:      ACL{DefaultMode: "read-write"},
 		Database: Database{Type: "sqlite"},
@@ -171,7 +173,7 @@ func (c *Config) Check() error {
 		return keyErr("log_level", "%q: want trace, debug, info, warn or error", c.LogLevel)
 	}
 	for key, a := range map[string]string{"listen.tcp": c.Listen.TCP, "listen.websocket": c.Listen.WebSocket,
-		"listen.nats": c.Listen.NATS, "hub.tcp": c.Hub.TCP, "hub.websocket": c.Hub.WebSocket} {
+		"listen.nats": c.Listen.NATS, "listen.metrics": c.Listen.Metrics, "hub.tcp": c.Hub.TCP, "hub.websocket": c.Hub.WebSocket} {
 		if err := checkAddr(key, a); err != nil {
 			return err
 		}

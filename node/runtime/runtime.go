@@ -19,6 +19,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 
 	"github.com/myclerk/myclerk-bridge/node/agent"
@@ -26,6 +29,7 @@ import (
 	"github.com/myclerk/myclerk-bridge/node/hub"
 	"github.com/myclerk/myclerk-bridge/node/identity"
 	"github.com/myclerk/myclerk-bridge/node/keystore"
+	"github.com/myclerk/myclerk-bridge/node/metrics"
 	"github.com/myclerk/myclerk-bridge/node/ops"
 	"github.com/myclerk/myclerk-bridge/node/session"
 	"github.com/myclerk/myclerk-bridge/node/store"
@@ -144,6 +148,11 @@ func StartHub(ctx context.Context, c *config.Config, log zerolog.Logger) (*Hub, 
 	scfg, err := SessionConfig(c, id, root.Public(), log)
 	if err != nil {
 		return nil, err
+	}
+	if c.Listen.Metrics != "" {
+		if scfg.Metrics, err = h.serveMetrics(ctx, c.Listen.Metrics); err != nil {
+			return nil, err
+		}
 	}
 	scfg.Revoked = func(n identity.NodeID) bool {
 		revoked, err := st.Nodes.IsRevoked(ctx, n)
@@ -266,6 +275,36 @@ func StartHub(ctx context.Context, c *config.Config, log zerolog.Logger) (*Hub, 
 	}
 	log.Info().Stringer("family_id", root.Family()).Interface("listening", h.Addrs).Msg("The hub is running")
 	return h, nil
+}
+
+// serveMetrics serves /metrics and /health on addr.
+func (h *Hub) serveMetrics(ctx context.Context, addr string) (*metrics.Metrics, error) {
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg)
+	if err != nil {
+		return nil, err
+	}
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("failed to listen on %s (listen.metrics): %w", addr, err)
+	}
+	h.Addrs["metrics"] = "http://" + ln.Addr().String() + "/metrics"
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if err := h.Store.Ping(r.Context()); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintf(w, `{"status":"unhealthy","reason":"database"}`+"\n")
+			return
+		}
+		fmt.Fprintf(w, `{"status":"ok","family":%q,"devices":%d}`+"\n", h.Root.Family().String(), len(h.Registry.Devices()))
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	context.AfterFunc(ctx, func() { srv.Close() })
+	go srv.Serve(ln)
+	return m, nil
 }
 
 // revocationPoll is how often a hub looks for nodes revoked by

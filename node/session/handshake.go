@@ -83,7 +83,7 @@ func dial(ctx context.Context, conn transport.Conn, cfg *Config, after func(*Ses
 	if err := after(s, ctx, sec.TranscriptHash); err != nil {
 		return nil, err
 	}
-	s.handshaking = false
+	s.established()
 	s.log.Info().Int("tier", int(tier)).Str("peer", peerName(s.peer)).Msg("Opened a session")
 	return s, nil
 }
@@ -226,9 +226,19 @@ func (r *Responder) accept(ctx context.Context, conn transport.Conn) (*Session, 
 		return nil, fmt.Errorf("%w: first sealed frame is %v, want SESSION_AUTH", ErrHandshake, first.Op)
 	}
 	ok = true
-	s.handshaking = false
+	s.established()
 	s.log.Info().Int("tier", int(tier)).Str("peer", peerName(s.peer)).Msg("Accepted a session")
 	return s, nil
+}
+
+// established ends the handshake phase and counts the session.
+func (s *Session) established() {
+	s.handshaking = false
+	if s.closed.Load() {
+		return // an enrolment session ends with its handshake
+	}
+	s.counted = true
+	s.cfg.Metrics.SessionOpened()
 }
 
 // readHandshakeMessage reads the next application message during the

@@ -187,7 +187,7 @@ func resume(ctx context.Context, conn transport.Conn, cfg *Config, t Ticket) (*S
 	if m.Op == wire.OpSessionTicket {
 		s.storeTicket(m)
 	}
-	s.handshaking = false
+	s.established()
 	s.log.Info().Int("tier", int(tier)).Str("peer", peerName(s.peer)).Msg("Resumed a session")
 	return s, nil
 }
@@ -280,7 +280,7 @@ func (r *Responder) acceptResume(ctx context.Context, conn transport.Conn, ids *
 		}
 	}
 	ok = true
-	s.handshaking = false
+	s.established()
 	s.log.Info().Int("tier", int(tier)).Str("peer", peerName(peer)).Msg("Resumed a session")
 	return s, nil
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/myclerk/myclerk-bridge/node/identity"
+	"github.com/myclerk/myclerk-bridge/node/metrics"
 	"github.com/myclerk/myclerk-bridge/node/transport"
 	"github.com/myclerk/myclerk-bridge/wire"
 	"github.com/myclerk/myclerk-bridge/wire/frag"
@@ -57,9 +58,10 @@ type Config struct {
 	// fragmented. 0 means wire.MaxFrameSize.
 	MaxFrame int
 
-	Clock func() time.Time
-	Rand  io.Reader
-	Log   zerolog.Logger
+	Clock   func() time.Time
+	Rand    io.Reader
+	Log     zerolog.Logger
+	Metrics *metrics.Metrics // nil counts nothing
 }
 
 func (c *Config) now() time.Time {
@@ -135,6 +137,7 @@ type Session struct {
 	release                  func() // frees the session ID (responder)
 
 	handshaking bool // Recv returns NOP and SESSION_TICKET while set
+	counted     bool // in the sessions gauge (set once established)
 	resumption  [wire.KeySize]byte
 	ticketMu    sync.Mutex
 	ticket      *Ticket
@@ -254,9 +257,11 @@ func (s *Session) sealAndWrite(ctx context.Context, h *wire.Header, fh *wire.Fra
 	}
 	s.buf = b
 	if err := s.conn.WriteFrame(ctx, b); err != nil {
+		s.cfg.Metrics.Frame(true, h.Tier, h.Op, "error")
 		return fmt.Errorf("failed to send %v: %w", h.Op, err)
 	}
 	s.sent.Add(1)
+	s.cfg.Metrics.Frame(true, h.Tier, h.Op, "ok")
 	return nil
 }
 
@@ -291,6 +296,7 @@ func (s *Session) sendError(ctx context.Context, code wire.Code, ref uint32, req
 // reject counts and logs a frame that was not accepted.
 func (s *Session) reject(err error, msg string) {
 	s.rejected.Add(1)
+	s.cfg.Metrics.Rejected(wire.ReasonOf(err))
 	s.log.Warn().Str("reason", wire.ReasonOf(err)).Stringer("code", wire.CodeOf(err)).Err(err).Msg(msg)
 }
 
@@ -358,6 +364,7 @@ func (s *Session) handle(ctx context.Context, b []byte) (Message, bool, error) {
 	s.received.Add(1)
 	s.lastRecv.Store(now.UnixNano())
 	h := &o.Header
+	s.cfg.Metrics.Frame(false, h.Tier, h.Op, "ok")
 	if need := s.cfg.Policy.MinTier(h.Op); h.Tier < need {
 		s.reject(fmt.Errorf("%v at tier %d needs %d: %w", h.Op, h.Tier, need, wire.ErrWrongTier), "Refused a frame below its minimum tier")
 		s.sendError(ctx, wire.CodeForbidden, o.Counter, need, fmt.Sprintf("%v needs tier %d", h.Op, need))
@@ -428,6 +435,7 @@ func (s *Session) handlePlain(ctx context.Context, b []byte) (Message, bool, err
 		return Message{}, false, nil
 	}
 	s.received.Add(1)
+	s.cfg.Metrics.Frame(false, h.Tier, h.Op, "ok")
 	switch h.Op {
 	case wire.OpKeepalive:
 		return Message{}, false, s.Send(ctx, wire.OpKeepaliveAck, nil)
@@ -496,6 +504,9 @@ func (s *Session) Revoke(ctx context.Context) error {
 
 func (s *Session) shutdown(reason error) {
 	s.closeOnce.Do(func() {
+		if s.counted {
+			s.cfg.Metrics.SessionClosed()
+		}
 		s.closeErr = reason
 		s.closed.Store(true)
 		s.conn.Close()

@@ -240,3 +240,11 @@ func (f fixed) Scan(src any) error {
 	copy(f, b)
 	return nil
 }
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.db.PingContext(ctx); err != nil {
+		return fmt.Errorf("database does not answer: %w", err)
+	}
+	return nil
+}
