@@ -99,7 +99,7 @@ func Open(ctx context.Context, driver, dsn string) (*Store, error) {
 	if driver == DriverSQLite {
 		db.SetMaxOpenConns(1)
 	}
-	if err := db.PingContext(ctx); err != nil {
+	if err := ping(ctx, db, driver); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("failed to connect to %s database: %w", driver, err)
 	}
@@ -239,6 +239,25 @@ func (f fixed) Scan(src any) error {
 	}
 	copy(f, b)
 	return nil
+}
+
+// ping connects. Two processes opening a new SQLite file at once (a hub and
+// `myclerk-bridge invite`) can both try to switch it to WAL; SQLite answers
+// one of them SQLITE_BUSY without waiting, so that is retried for up to
+// SQLiteBusyTimeout.
+func ping(ctx context.Context, db *sql.DB, driver string) error {
+	deadline := time.Now().Add(SQLiteBusyTimeout)
+	for {
+		err := db.PingContext(ctx)
+		if err == nil || driver != DriverSQLite || !strings.Contains(err.Error(), "SQLITE_BUSY") || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // Ping checks that the database answers.
