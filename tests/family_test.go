@@ -88,18 +88,7 @@ func (p *proc) until(t *testing.T, re *regexp.Regexp) []string {
 // runBin runs the binary in dir to completion and returns what it printed.
 func runBin(t *testing.T, dir string, args ...string) result {
 	t.Helper()
-	cmd := exec.Command(binPath, args...)
-	cmd.Dir = dir
-	var out, errb strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return result{out.String(), errb.String(), code}
+	return runWith(t, dir, "", args...)
 }
 
 // TestFamilyFromTheCommandLine is the README's walk-through as a user does

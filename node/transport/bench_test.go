@@ -60,29 +60,6 @@ func benchEcho(b *testing.B, n int, roundTrip func(p []byte) (int, error)) {
 	benchReportLatency(b, lat)
 }
 
-func benchTCPConns(b *testing.B) (client, server net.Conn) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	acc := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		acc <- c
-	}()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		b.Fatal(err)
-	}
-	s := <-acc
-	if s == nil {
-		b.Fatal("accept failed")
-	}
-	b.Cleanup(func() { c.Close(); s.Close() })
-	return c, s
-}
-
 // rawFramed is the same 4-byte length-prefixed framing as Stream, written
 // with one Write from a reused buffer and read into a reused buffer.
 type rawFramed struct {
@@ -138,10 +115,10 @@ func serveConnEcho(c Conn) {
 // WriteFrame with a background context) against the same framing written
 // by hand on the bare net.Conn.
 func BenchmarkTransportEchoTCP(b *testing.B) {
-	sc, ss := benchTCPConns(b)
+	sc, ss := loopbackTCP(b)
 	s := NewStream(sc)
 	go serveConnEcho(NewStream(ss))
-	rc, rs := benchTCPConns(b)
+	rc, rs := loopbackTCP(b)
 	r := newRawFramed(rc)
 	go func() {
 		f := newRawFramed(rs)

@@ -19,10 +19,12 @@ import (
 // pairFunc returns two connected Conns: a dialer's and an acceptor's.
 type pairFunc func(t *testing.T) (Conn, Conn)
 
-func tcpPair(t *testing.T) (Conn, Conn) {
+// loopbackTCP returns both ends of a TCP connection on 127.0.0.1, closed
+// when the test ends.
+func loopbackTCP(tb testing.TB) (client, server net.Conn) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	defer ln.Close()
 	acc := make(chan net.Conn, 1)
@@ -32,9 +34,19 @@ func tcpPair(t *testing.T) (Conn, Conn) {
 	}()
 	c, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	return NewStream(c), NewStream(<-acc)
+	s := <-acc
+	if s == nil {
+		tb.Fatal("accept failed")
+	}
+	tb.Cleanup(func() { c.Close(); s.Close() })
+	return c, s
+}
+
+func tcpPair(t *testing.T) (Conn, Conn) {
+	c, s := loopbackTCP(t)
+	return NewStream(c), NewStream(s)
 }
 
 func wsPair(t *testing.T) (Conn, Conn) {
