@@ -16,7 +16,6 @@ package session
 // latency in microseconds; the Stream benchmarks report one-way frames/s.
 
 import (
-	"bufio"
 	"context"
 	"crypto/ecdh"
 	"crypto/ecdsa"
@@ -28,9 +27,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/binary"
 	"errors"
-	"io"
 	"math/big"
 	"net"
 	"runtime"
@@ -46,6 +43,7 @@ import (
 
 	"github.com/myclerk/myclerk-bridge/node/identity"
 	"github.com/myclerk/myclerk-bridge/node/transport"
+	"github.com/myclerk/myclerk-bridge/node/transport/transporttest"
 	"github.com/myclerk/myclerk-bridge/wire"
 	"github.com/myclerk/myclerk-bridge/wire/frag"
 	"github.com/myclerk/myclerk-bridge/wire/payload"
@@ -337,94 +335,20 @@ func BenchmarkHandshake(b *testing.B) {
 // ---------------------------------------------------------------------
 // 2. Tier 3 over TCP vs TLS 1.3
 
-// benchTCPPair returns both ends of a loopback TCP connection.
-func benchTCPPair(tb testing.TB) (client, server net.Conn) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer ln.Close()
-	acc := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		acc <- c
-	}()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	s := <-acc
-	if s == nil {
-		tb.Fatal("accept failed")
-	}
-	return c, s
-}
-
 // benchTCPSession opens a Tier 3 session over loopback TCP, runs serve on
 // the responder's side in a goroutine and returns the initiator's side.
 func benchTCPSession(b *testing.B, f *benchFamily, serve func(*Session)) *Session {
-	c, s := benchTCPPair(b)
+	c, s := transporttest.LoopbackTCP(b)
 	client, server := benchHandshake(b, f.cfg(f.node), &Responder{Config: f.cfg(f.hub)}, transport.NewStream(c), transport.NewStream(s))
 	go serve(server)
 	b.Cleanup(func() { client.conn.Close(); server.conn.Close() })
 	return client
 }
 
-// benchFramed is the TLS baseline's framing: the same 4-byte big-endian
-// length prefix as transport.Stream, written in one Write, read through a
-// 16 KiB bufio.Reader; buffers are reused, so the baseline allocates
-// nothing per frame.
-type benchFramed struct {
-	c          net.Conn
-	r          *bufio.Reader
-	hdr        [4]byte
-	wbuf, rbuf []byte
-}
-
-func newBenchFramed(c net.Conn) *benchFramed {
-	return &benchFramed{c: c, r: bufio.NewReaderSize(c, 16<<10)}
-}
-
-func (f *benchFramed) write(p []byte) error {
-	f.wbuf = binary.BigEndian.AppendUint32(f.wbuf[:0], uint32(len(p)))
-	f.wbuf = append(f.wbuf, p...)
-	_, err := f.c.Write(f.wbuf)
-	return err
-}
-
-func (f *benchFramed) read() ([]byte, error) {
-	if _, err := io.ReadFull(f.r, f.hdr[:]); err != nil {
-		return nil, err
-	}
-	n := int(binary.BigEndian.Uint32(f.hdr[:]))
-	if n > wire.MaxFrameSize {
-		return nil, wire.ErrTooLarge
-	}
-	if cap(f.rbuf) < n {
-		f.rbuf = make([]byte, n)
-	}
-	if _, err := io.ReadFull(f.r, f.rbuf[:n]); err != nil {
-		return nil, err
-	}
-	return f.rbuf[:n], nil
-}
-
-func framedEcho(f *benchFramed) {
-	for {
-		p, err := f.read()
-		if err != nil {
-			return
-		}
-		if f.write(p) != nil {
-			return
-		}
-	}
-}
-
-func framedCount(k *benchSink) func(*benchFramed) {
-	return func(f *benchFramed) {
+func framedCount(k *benchSink) func(*transporttest.Framed) {
+	return func(f *transporttest.Framed) {
 		for {
-			if _, err := f.read(); err != nil {
+			if _, err := f.Read(); err != nil {
 				return
 			}
 			k.add()
@@ -435,7 +359,7 @@ func framedCount(k *benchSink) func(*benchFramed) {
 // benchTLS opens a TLS 1.3 connection over loopback TCP with a self-signed
 // ECDSA P-256 certificate made here, runs serve on the server's side and
 // returns the client's side.
-func benchTLS(b *testing.B, serve func(*benchFramed)) *benchFramed {
+func benchTLS(b *testing.B, serve func(*transporttest.Framed)) *transporttest.Framed {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		b.Fatal(err)
@@ -454,7 +378,7 @@ func benchTLS(b *testing.B, serve func(*benchFramed)) *benchFramed {
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(leaf)
-	c, s := benchTCPPair(b)
+	c, s := transporttest.LoopbackTCP(b)
 	tc := tls.Client(c, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS13})
 	ts := tls.Server(s, &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}},
 		MinVersion: tls.VersionTLS13})
@@ -468,12 +392,12 @@ func benchTLS(b *testing.B, serve func(*benchFramed)) *benchFramed {
 	}
 	st := tc.ConnectionState()
 	b.Logf("TLS baseline: %s, %s", tls.VersionName(st.Version), tls.CipherSuiteName(st.CipherSuite))
-	go serve(newBenchFramed(ts))
+	go serve(transporttest.NewFramed(ts))
 	b.Cleanup(func() { tc.Close(); ts.Close() })
-	return newBenchFramed(tc)
+	return transporttest.NewFramed(tc)
 }
 
-func benchEchoFramed(b *testing.B, f *benchFramed, n int) {
+func benchEchoFramed(b *testing.B, f *transporttest.Framed, n int) {
 	p := make([]byte, n)
 	lat := make([]time.Duration, 0, 4096)
 	b.SetBytes(int64(n))
@@ -481,10 +405,10 @@ func benchEchoFramed(b *testing.B, f *benchFramed, n int) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		t0 := time.Now()
-		if err := f.write(p); err != nil {
+		if err := f.Write(p); err != nil {
 			b.Fatal(err)
 		}
-		got, err := f.read()
+		got, err := f.Read()
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -497,14 +421,14 @@ func benchEchoFramed(b *testing.B, f *benchFramed, n int) {
 	benchReportLatency(b, lat)
 }
 
-func benchOneWayFramed(b *testing.B, f *benchFramed, k *benchSink, n int) {
+func benchOneWayFramed(b *testing.B, f *transporttest.Framed, k *benchSink, n int) {
 	p := make([]byte, n)
 	b.SetBytes(int64(n))
 	b.ReportAllocs()
 	b.ResetTimer()
 	k.expect(b.N)
 	for i := 0; i < b.N; i++ {
-		if err := f.write(p); err != nil {
+		if err := f.Write(p); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -519,7 +443,7 @@ func benchOneWayFramed(b *testing.B, f *benchFramed, k *benchSink, n int) {
 func BenchmarkEchoTCP(b *testing.B) {
 	f := newBenchFamily(b)
 	s := benchTCPSession(b, f, serveEcho)
-	t := benchTLS(b, framedEcho)
+	t := benchTLS(b, (*transporttest.Framed).Echo)
 	for _, sz := range benchSizes {
 		b.Run("myclerk-tier3/"+sz.name, func(b *testing.B) { benchEchoSession(b, s, sz.n) })
 		b.Run("tls13/"+sz.name, func(b *testing.B) { benchEchoFramed(b, t, sz.n) })

@@ -11,18 +11,13 @@ package transport
 // round-trip latency in microseconds.
 
 import (
-	"bufio"
 	"context"
-	"encoding/binary"
-	"io"
-	"net"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/myclerk/myclerk-bridge/node/transport/transporttest"
 	"github.com/nats-io/nats.go"
-
-	"github.com/myclerk/myclerk-bridge/wire"
 )
 
 const benchFrame = 1 << 10 // 1 KiB, the size the goals are set at
@@ -60,43 +55,6 @@ func benchEcho(b *testing.B, n int, roundTrip func(p []byte) (int, error)) {
 	benchReportLatency(b, lat)
 }
 
-// rawFramed is the same 4-byte length-prefixed framing as Stream, written
-// with one Write from a reused buffer and read into a reused buffer.
-type rawFramed struct {
-	c          net.Conn
-	r          *bufio.Reader
-	hdr        [4]byte
-	wbuf, rbuf []byte
-}
-
-func newRawFramed(c net.Conn) *rawFramed {
-	return &rawFramed{c: c, r: bufio.NewReaderSize(c, 16<<10)}
-}
-
-func (f *rawFramed) write(p []byte) error {
-	f.wbuf = binary.BigEndian.AppendUint32(f.wbuf[:0], uint32(len(p)))
-	f.wbuf = append(f.wbuf, p...)
-	_, err := f.c.Write(f.wbuf)
-	return err
-}
-
-func (f *rawFramed) read() ([]byte, error) {
-	if _, err := io.ReadFull(f.r, f.hdr[:]); err != nil {
-		return nil, err
-	}
-	n := int(binary.BigEndian.Uint32(f.hdr[:]))
-	if n > wire.MaxFrameSize {
-		return nil, wire.ErrTooLarge
-	}
-	if cap(f.rbuf) < n {
-		f.rbuf = make([]byte, n)
-	}
-	if _, err := io.ReadFull(f.r, f.rbuf[:n]); err != nil {
-		return nil, err
-	}
-	return f.rbuf[:n], nil
-}
-
 // serveConnEcho writes every frame read on c back to it.
 func serveConnEcho(c Conn) {
 	ctx := context.Background()
@@ -115,20 +73,12 @@ func serveConnEcho(c Conn) {
 // WriteFrame with a background context) against the same framing written
 // by hand on the bare net.Conn.
 func BenchmarkTransportEchoTCP(b *testing.B) {
-	sc, ss := loopbackTCP(b)
+	sc, ss := transporttest.LoopbackTCP(b)
 	s := NewStream(sc)
 	go serveConnEcho(NewStream(ss))
-	rc, rs := loopbackTCP(b)
-	r := newRawFramed(rc)
-	go func() {
-		f := newRawFramed(rs)
-		for {
-			p, err := f.read()
-			if err != nil || f.write(p) != nil {
-				return
-			}
-		}
-	}()
+	rc, rs := transporttest.LoopbackTCP(b)
+	r := transporttest.NewFramed(rc)
+	go transporttest.NewFramed(rs).Echo()
 	ctx := context.Background()
 	b.Run("stream/1KiB", func(b *testing.B) {
 		benchEcho(b, benchFrame, func(p []byte) (int, error) {
@@ -141,10 +91,10 @@ func BenchmarkTransportEchoTCP(b *testing.B) {
 	})
 	b.Run("raw-tcp/1KiB", func(b *testing.B) {
 		benchEcho(b, benchFrame, func(p []byte) (int, error) {
-			if err := r.write(p); err != nil {
+			if err := r.Write(p); err != nil {
 				return 0, err
 			}
-			got, err := r.read()
+			got, err := r.Read()
 			return len(got), err
 		})
 	})

@@ -13,39 +13,15 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/nats-io/nats.go"
 
+	"github.com/myclerk/myclerk-bridge/node/transport/transporttest"
 	"github.com/myclerk/myclerk-bridge/wire"
 )
 
 // pairFunc returns two connected Conns: a dialer's and an acceptor's.
 type pairFunc func(t *testing.T) (Conn, Conn)
 
-// loopbackTCP returns both ends of a TCP connection on 127.0.0.1, closed
-// when the test ends.
-func loopbackTCP(tb testing.TB) (client, server net.Conn) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer ln.Close()
-	acc := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		acc <- c
-	}()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	s := <-acc
-	if s == nil {
-		tb.Fatal("accept failed")
-	}
-	tb.Cleanup(func() { c.Close(); s.Close() })
-	return c, s
-}
-
 func tcpPair(t *testing.T) (Conn, Conn) {
-	c, s := loopbackTCP(t)
+	c, s := transporttest.LoopbackTCP(t)
 	return NewStream(c), NewStream(s)
 }
 
