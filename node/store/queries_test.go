@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -540,5 +541,54 @@ func testPairingCodes(t *testing.T, b backend) {
 		if _, _, err := s.Codes.Redeem(proof, th, pub, "phone", now.Add(identity.PairingLifetime)); !errors.Is(err, identity.ErrPairing) {
 			t.Errorf("expired code: %v", err)
 		}
+	}
+}
+
+func testMatrixRecords(t *testing.T, b backend) {
+	ctx := t.Context()
+	s, dsn := open(t, b)
+	for _, tc := range []struct {
+		txn     string
+		applied bool // before marking
+		first   bool
+	}{{"t1", false, true}, {"t2", false, true}, {"t1", true, false}} {
+		applied, err := s.Matrix.Applied(ctx, tc.txn)
+		if err != nil || applied != tc.applied {
+			t.Errorf("Applied(%s) = %v, %v; want %v", tc.txn, applied, err, tc.applied)
+		}
+		first, err := s.Matrix.MarkApplied(ctx, tc.txn, at(100))
+		if err != nil || first != tc.first {
+			t.Errorf("MarkApplied(%s) = %v, %v; want %v", tc.txn, first, err, tc.first)
+		}
+	}
+	if first, err := s.Matrix.MarkSeen(ctx, "$e1", at(100)); err != nil || !first {
+		t.Errorf("MarkSeen($e1) = %v, %v; want true", first, err)
+	}
+	if first, err := s.Matrix.MarkSeen(ctx, "$e1", at(101)); err != nil || first {
+		t.Errorf("second MarkSeen($e1) = %v, %v; want false", first, err)
+	}
+	for _, bad := range []string{"", strings.Repeat("x", 256)} {
+		if _, err := s.Matrix.MarkSeen(ctx, bad, at(100)); err == nil {
+			t.Errorf("MarkSeen of a %d-byte ID succeeded", len(bad))
+		}
+	}
+	// The records survive a reopen (a bridge restart).
+	s.Close()
+	s2, err := Open(ctx, b.driver, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s2.Close() })
+	if applied, err := s2.Matrix.Applied(ctx, "t2"); err != nil || !applied {
+		t.Errorf("after reopen Applied(t2) = %v, %v; want true", applied, err)
+	}
+	if err := s2.Matrix.Prune(ctx, at(101)); err != nil {
+		t.Fatal(err)
+	}
+	if applied, _ := s2.Matrix.Applied(ctx, "t2"); applied {
+		t.Error("Prune kept a transaction recorded before its horizon")
+	}
+	if first, _ := s2.Matrix.MarkSeen(ctx, "$e1", at(102)); !first {
+		t.Error("Prune kept an event recorded before its horizon")
 	}
 }

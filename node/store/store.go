@@ -64,6 +64,7 @@ type Store struct {
 	TicketKeys  *TicketKeyQuery
 	Sessions    *SessionQuery
 	Codes       *CodeQuery
+	Matrix      *MatrixQuery
 }
 
 // Open connects to the database and applies the migrations it lacks.
@@ -115,6 +116,7 @@ func Open(ctx context.Context, driver, dsn string) (*Store, error) {
 		TicketKeys:  &TicketKeyQuery{db: db},
 		Sessions:    &SessionQuery{db: db},
 		Codes:       &CodeQuery{db: db},
+		Matrix:      &MatrixQuery{db: db},
 	}
 	if err := s.upgrade(ctx, migs); err != nil {
 		db.Close()

@@ -50,6 +50,7 @@ var suite = []struct {
 	{"Sessions", testSessions},
 	{"Availability", testAvailability},
 	{"PairingCodes", testPairingCodes},
+	{"MatrixRecords", testMatrixRecords},
 }
 
 // backend is one database server the suite runs against.
