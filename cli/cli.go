@@ -21,7 +21,11 @@ const usage = `myclerk-bridge: the MyClerk Protocol node and Matrix bridge
 Usage:
   myclerk-bridge [hub] [-config F] [-invite node|client]
                                                 run the family hub (no arguments: on
-                                                built-in defaults, 127.0.0.1, ./data)
+                                                built-in defaults, 127.0.0.1, ./data), and
+                                                the Matrix bridge when the config has a
+                                                matrix section
+  myclerk-bridge register [-config F]           write the appservice registration for the
+                                                homeserver (matrix.registration)
   myclerk-bridge node [-config F]               run a plain node that announces its devices
   myclerk-bridge pair -hub ADDR -code CODE -name NAME [-role node|client] [-data DIR]
                                                 join a family with a pairing code
@@ -55,6 +59,8 @@ func Main(args []string, env Env) (code int) {
 		return hubMain(args[1:], env)
 	case "node":
 		return nodeMain(args[1:], env)
+	case "register":
+		return registerMain(args[1:], env)
 	case "pair":
 		return pairMain(args[1:], env)
 	case "client":

@@ -12,6 +12,8 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/myclerk/myclerk-bridge/bridge"
+	"github.com/myclerk/myclerk-bridge/commands"
 	"github.com/myclerk/myclerk-bridge/node/config"
 	"github.com/myclerk/myclerk-bridge/node/identity"
 	"github.com/myclerk/myclerk-bridge/node/runtime"
@@ -90,6 +92,21 @@ func hubMain(args []string, env Env) int {
 	fmt.Fprintf(env.Stdout, "MyClerk hub %q of family %s is running.\n", c.Name, h.Root.Family())
 	for t, a := range h.Addrs {
 		fmt.Fprintf(env.Stdout, "  %-9s %s\n", t, a)
+	}
+	if c.MatrixEnabled() {
+		s, err := bridge.LoadSettings(c, h.Root, true)
+		if err != nil {
+			fmt.Fprintf(env.Stderr, "hub: %v\n", err)
+			return 1
+		}
+		b, err := bridge.Start(ctx, s, h, commands.Register, log)
+		if err != nil {
+			fmt.Fprintf(env.Stderr, "hub: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(env.Stdout, "  %-9s %s as %s (appservice at %s)\n", "matrix", s.Homeserver.Address, b.Matrix.Bot.UserID, s.AppService.Address)
+	} else {
+		fmt.Fprintln(env.Stdout, "  matrix    not configured: add a matrix section to the configuration to run the bridge (README: Register with your homeserver)")
 	}
 	if *invite != "" {
 		for _, r := range strings.Split(*invite, ",") {
@@ -200,5 +217,41 @@ func pairMain(args []string, env Env) int {
 		return fail(1, "%v", err)
 	}
 	fmt.Fprintf(env.Stdout, "Paired %q (%v, node %s) with family %s; keys in %s\n", id.Cert.Name, id.Cert.Role, id.Cert.Node, id.Cert.Family, c.KeyDir())
+	return 0
+}
+
+func registerMain(args []string, env Env) int {
+	fs := flag.NewFlagSet("register", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	var cf configFlag
+	cf.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	c, err := cf.load()
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "register: %v\n", err)
+		return 1
+	}
+	if !c.MatrixEnabled() {
+		fmt.Fprintln(env.Stderr, "register: the configuration has no matrix section (see config.example.yaml)")
+		return 1
+	}
+	s, err := bridge.LoadSettings(c, nil, false)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "register: %v\n", err)
+		return 1
+	}
+	created, err := bridge.WriteRegistration(s)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "register: %v\n", err)
+		return 1
+	}
+	verb := "Updated"
+	if created {
+		verb = "Wrote"
+	}
+	fmt.Fprintf(env.Stdout, "%s %s (it holds the appservice tokens; keep it private).\n", verb, s.Registration)
+	fmt.Fprintf(env.Stdout, "Give it to the homeserver %s (Synapse: app_service_config_files), restart the homeserver, then start the hub.\n", s.Homeserver.Domain)
 	return 0
 }

@@ -32,6 +32,7 @@ import (
 type proc struct {
 	cmd *exec.Cmd
 	out chan string
+	log string // where its stderr goes
 }
 
 func start(t *testing.T, dir string, args ...string) *proc {
@@ -39,11 +40,16 @@ func start(t *testing.T, dir string, args ...string) *proc {
 	cmd := exec.Command(binPath, args...)
 	cmd.Dir = dir
 	stdout, _ := cmd.StdoutPipe()
-	cmd.Stderr = io.Discard
+	logf, err := os.CreateTemp(dir, args[0]+"-*.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = logf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{cmd: cmd, out: make(chan string, 100)}
+	logf.Close()
+	p := &proc{cmd: cmd, out: make(chan string, 100), log: logf.Name()}
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
@@ -73,16 +79,25 @@ func (p *proc) until(t *testing.T, re *regexp.Regexp) []string {
 		select {
 		case l, ok := <-p.out:
 			if !ok {
-				t.Fatalf("the process ended; it printed:\n%s", strings.Join(lines, "\n"))
+				t.Fatalf("the process ended; it printed:\n%s\n%s", strings.Join(lines, "\n"), p.logTail())
 			}
 			lines = append(lines, l)
 			if re.MatchString(l) {
 				return lines
 			}
 		case <-deadline:
-			t.Fatalf("timed out; the process printed:\n%s", strings.Join(lines, "\n"))
+			t.Fatalf("timed out; the process printed:\n%s\n%s", strings.Join(lines, "\n"), p.logTail())
 		}
 	}
+}
+
+// logTail is the end of the process's stderr, for failure messages.
+func (p *proc) logTail() string {
+	b, _ := os.ReadFile(p.log)
+	if len(b) > 6000 {
+		b = b[len(b)-6000:]
+	}
+	return "stderr (" + p.log + "):\n" + string(b)
 }
 
 // runBin runs the binary in dir to completion and returns what it printed.

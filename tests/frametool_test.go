@@ -21,7 +21,7 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binPath = filepath.Join(dir, "myclerk-bridge")
-	build := exec.Command("go", "build", "-o", binPath, "..")
+	build := exec.Command("go", "build", "-tags", "goolm", "-o", binPath, "..")
 	build.Stderr = os.Stderr
 	if err := build.Run(); err != nil {
 		os.RemoveAll(dir)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"gopkg.in/yaml.v3"
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/id"
 
@@ -37,6 +38,12 @@ func dendriteDir(t testing.TB) string {
 // the CI configuration (open registration, no rate limits), and returns
 // its client URL.
 func startDendrite(t testing.TB) string {
+	return startDendriteWith(t, freePort(t))
+}
+
+// startDendriteWith runs Dendrite on port with appservice registration
+// files.
+func startDendriteWith(t testing.TB, port int, registrations ...string) string {
 	bin := dendriteDir(t)
 	dir := t.TempDir()
 	run := func(name string, args ...string) []byte {
@@ -50,8 +57,23 @@ func startDendrite(t testing.TB) string {
 	}
 	run("generate-keys", "-private-key", "matrix_key.pem")
 	cfg := run("generate-config", "-ci", "-dir", dir, "-server", "localhost")
+	if len(registrations) > 0 {
+		var doc map[string]any
+		if err := yaml.Unmarshal(cfg, &doc); err != nil {
+			t.Fatal(err)
+		}
+		as, _ := doc["app_service_api"].(map[string]any)
+		if as == nil {
+			as = map[string]any{}
+			doc["app_service_api"] = as
+		}
+		as["config_files"] = registrations
+		var err error
+		if cfg, err = yaml.Marshal(doc); err != nil {
+			t.Fatal(err)
+		}
+	}
 	os.WriteFile(filepath.Join(dir, "dendrite.yaml"), cfg, 0o600)
-	port := freePort(t)
 	cmd := exec.Command(filepath.Join(bin, "dendrite"), "-config", "dendrite.yaml",
 		"-http-bind-address", fmt.Sprintf("127.0.0.1:%d", port), "-https-bind-address", "", "-really-enable-open-registration")
 	cmd.Dir = dir

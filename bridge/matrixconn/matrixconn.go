@@ -2,7 +2,9 @@
 // frame is one eu.myclerk.frame event (package frameevent). A Router
 // listens to one Matrix client's sync and hands each room's frames to the
 // Conn open on that room, so the session code runs unchanged over Matrix
-// as over TCP, WebSocket or NATS.
+// as over TCP, WebSocket or NATS. An appservice, which gets its events
+// pushed rather than synced, makes Conns with NewConn and feeds them with
+// Deliver.
 package matrixconn
 
 import (
@@ -65,12 +67,7 @@ func (r *Router) handle(_ context.Context, evt *event.Event) {
 		r.Refused.Add(1)
 		return
 	}
-	select {
-	case c.in <- b:
-	case <-c.closed:
-	default:
-		c.Dropped.Add(1)
-	}
+	c.Deliver(b)
 }
 
 // Open returns the Conn of room; only frames sent by peer are read ("" for
@@ -81,14 +78,49 @@ func (r *Router) Open(room id.RoomID, peer id.UserID) (*Conn, error) {
 	if r.conns[room] != nil {
 		return nil, fmt.Errorf("matrixconn: room %s already has a connection", room)
 	}
-	c := &Conn{r: r, room: room, peer: peer, in: make(chan []byte, buffer), closed: make(chan struct{})}
+	c := NewConn(room, peer, func(ctx context.Context, content frameevent.Content) error {
+		_, err := r.cli.SendMessageEvent(ctx, room, FrameType, content)
+		return err
+	})
+	c.r = r
 	r.conns[room] = c
 	return c, nil
 }
 
+// SendFunc sends one frame event to the Conn's room.
+type SendFunc func(ctx context.Context, content frameevent.Content) error
+
+// NewConn returns a Conn on room that sends with send and reads what
+// Deliver hands it (for an appservice, whose events are pushed to it).
+// peer is the user whose frames it expects ("" for any).
+func NewConn(room id.RoomID, peer id.UserID, send SendFunc) *Conn {
+	return &Conn{room: room, peer: peer, send: send, in: make(chan []byte, buffer), closed: make(chan struct{})}
+}
+
+// Peer is the user whose frames the Conn reads ("" for any).
+func (c *Conn) Peer() id.UserID { return c.peer }
+
+// Deliver hands the Conn one received frame; it reports false when the
+// Conn is closed or its buffer is full (the frame is dropped and counted).
+func (c *Conn) Deliver(frame []byte) bool {
+	select {
+	case <-c.closed:
+		return false
+	default:
+	}
+	select {
+	case c.in <- frame:
+		return true
+	default:
+		c.Dropped.Add(1)
+		return false
+	}
+}
+
 // Conn is a transport.Conn over one Matrix room.
 type Conn struct {
-	r      *Router
+	r      *Router // nil for a Conn made by NewConn
+	send   SendFunc
 	room   id.RoomID
 	peer   id.UserID
 	in     chan []byte
@@ -127,7 +159,7 @@ func (c *Conn) WriteFrame(ctx context.Context, frame []byte) error {
 	if err != nil {
 		return err
 	}
-	if _, err := c.r.cli.SendMessageEvent(ctx, c.room, FrameType, content); err != nil {
+	if err := c.send(ctx, content); err != nil {
 		return fmt.Errorf("failed to send a frame to %s: %w", c.room, err)
 	}
 	return nil
@@ -137,6 +169,9 @@ func (c *Conn) WriteFrame(ctx context.Context, frame []byte) error {
 func (c *Conn) Close() error {
 	c.once.Do(func() {
 		close(c.closed)
+		if c.r == nil {
+			return
+		}
 		c.r.mu.Lock()
 		if c.r.conns[c.room] == c {
 			delete(c.r.conns, c.room)
@@ -145,3 +180,6 @@ func (c *Conn) Close() error {
 	})
 	return nil
 }
+
+// Queued is the number of received frames waiting to be read.
+func (c *Conn) Queued() int { return len(c.in) }

@@ -34,6 +34,14 @@ type Config struct {
 	ACL      ACL      `yaml:"acl"`
 	Database Database `yaml:"database"`
 	Devices  Devices  `yaml:"devices"`
+	// Matrix is the appservice bridge's section, read by package bridge
+	// (a hub without it runs no bridge).
+	Matrix yaml.Node `yaml:"matrix"`
+}
+
+// MatrixEnabled reports whether the configuration has a matrix section.
+func (c *Config) MatrixEnabled() bool {
+	return c.Matrix.Kind != 0 && !(c.Matrix.Kind == yaml.ScalarNode && c.Matrix.Tag == "!!null")
 }
 
 // Listen is where a hub accepts nodes.
@@ -208,6 +216,9 @@ func (c *Config) Check() error {
 	}
 	if s.Keepalive < time.Second || s.DeadAfter <= s.Keepalive {
 		return keyErr("session.keepalive", "%v with dead_after %v: want keepalive ≥ 1s and dead_after above it", s.Keepalive, s.DeadAfter)
+	}
+	if c.MatrixEnabled() && c.Role != "hub" {
+		return keyErr("matrix", "only a hub runs the Matrix bridge")
 	}
 	if _, err := ops.ParseMode(c.ACL.DefaultMode); err != nil {
 		return keyErr("acl.default_mode", "%v", err)

@@ -64,11 +64,69 @@ type Hub struct {
 	Registry *hub.Hub
 	Addrs    map[string]string // transport -> listening address (or NATS URL)
 
-	cfg  *config.Config
-	log  zerolog.Logger
-	nats *transport.EmbeddedNATS
-	nc   *nats.Conn
+	cfg   *config.Config
+	log   zerolog.Logger
+	nats  *transport.EmbeddedNATS
+	nc    *nats.Conn
+	serve func(transport.Conn)
+	reg   *prometheus.Registry
+	sm    *metrics.Metrics
 }
+
+// Attach joins an in-process peer to the hub: it returns one end of an
+// in-memory pipe whose other end the hub serves like any listener's
+// connection (handshake, authentication, registry). The Matrix bridge
+// opens its users' sessions this way.
+func (h *Hub) Attach() transport.Conn {
+	a, b := transport.Pipe()
+	go h.serve(b)
+	return a
+}
+
+// Serve serves one connection made elsewhere (a Matrix room's, by the
+// bridge) like a listener's, until its session ends.
+func (h *Hub) Serve(conn transport.Conn) { h.serve(conn) }
+
+// IssueMember makes a family member without a pairing code (the hub holds
+// the root key): a fresh node key, a certificate for name and role, and
+// the node recorded in the store so the registry and ACLs know it.
+func (h *Hub) IssueMember(ctx context.Context, name string, role identity.Role) (*identity.Identity, error) {
+	priv, nodeID, err := identity.NewNodeKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := h.Root.Issue(nodeID, role, name, priv.Public().(ed25519.PublicKey), time.Now(), session.CertLifetime)
+	if err != nil {
+		return nil, err
+	}
+	b, err := cert.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	if err := h.Store.Nodes.Put(ctx, &store.Node{ID: nodeID, Name: name, Role: role, Certificate: b, EnrolledAt: time.Now()}); err != nil {
+		return nil, err
+	}
+	h.Registry.KnowNode(cert)
+	return &identity.Identity{Cert: cert, Private: priv}, nil
+}
+
+// SessionConfig is the session configuration of the hub's own peers
+// (for Attach).
+func (h *Hub) SessionConfig(id *identity.Identity) (*session.Config, error) {
+	c, err := SessionConfig(h.cfg, id, h.Root.Public(), h.log)
+	if err != nil {
+		return nil, err
+	}
+	c.Metrics = h.sm
+	return c, nil
+}
+
+// Metrics is the registry /metrics serves (nil without listen.metrics),
+// for the bridge to add its own.
+func (h *Hub) Metrics() *prometheus.Registry { return h.reg }
+
+// Config is the configuration the hub runs on.
+func (h *Hub) Config() *config.Config { return h.cfg }
 
 // OpenStore opens the configured state store (the embedded SQLite file in
 // the data directory by default).
@@ -153,6 +211,7 @@ func StartHub(ctx context.Context, c *config.Config, log zerolog.Logger) (*Hub, 
 		if scfg.Metrics, err = h.serveMetrics(ctx, c.Listen.Metrics); err != nil {
 			return nil, err
 		}
+		h.sm = scfg.Metrics
 	}
 	scfg.Revoked = func(n identity.NodeID) bool {
 		revoked, err := st.Nodes.IsRevoked(ctx, n)
@@ -178,7 +237,7 @@ func StartHub(ctx context.Context, c *config.Config, log zerolog.Logger) (*Hub, 
 			return nil, err
 		}
 	}
-	serve := func(conn transport.Conn) {
+	h.serve = func(conn transport.Conn) {
 		s, err := r.Accept(ctx, conn)
 		if err != nil {
 			if !session.IsEnrolled(err) {
@@ -225,7 +284,7 @@ func StartHub(ctx context.Context, c *config.Config, log zerolog.Logger) (*Hub, 
 				if err != nil {
 					return
 				}
-				go serve(transport.NewStream(conn))
+				go h.serve(transport.NewStream(conn))
 			}
 		}()
 	}
@@ -236,7 +295,7 @@ func StartHub(ctx context.Context, c *config.Config, log zerolog.Logger) (*Hub, 
 		}
 		h.Addrs["websocket"] = "ws://" + ln.Addr().String() + "/myclerk"
 		mux := http.NewServeMux()
-		mux.Handle("/myclerk", transport.WebSocketHandler(serve))
+		mux.Handle("/myclerk", transport.WebSocketHandler(h.serve))
 		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		context.AfterFunc(ctx, func() { srv.Close() })
 		go srv.Serve(ln)
@@ -269,7 +328,7 @@ func StartHub(ctx context.Context, c *config.Config, log zerolog.Logger) (*Hub, 
 				if err != nil {
 					return
 				}
-				go serve(conn)
+				go h.serve(conn)
 			}
 		}()
 	}
@@ -280,6 +339,7 @@ func StartHub(ctx context.Context, c *config.Config, log zerolog.Logger) (*Hub, 
 // serveMetrics serves /metrics and /health on addr.
 func (h *Hub) serveMetrics(ctx context.Context, addr string) (*metrics.Metrics, error) {
 	reg := prometheus.NewRegistry()
+	h.reg = reg
 	m, err := metrics.New(reg)
 	if err != nil {
 		return nil, err

@@ -1,0 +1,51 @@
+package bridge
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the bridge's counters, on the hub's /metrics beside the
+// session counters (frames by tier, operation and result).
+type Metrics struct {
+	Transactions *prometheus.CounterVec
+	MatrixFrames *prometheus.CounterVec
+	Notices      *prometheus.CounterVec
+	Logins       prometheus.Gauge
+	queueDepth   prometheus.GaugeFunc
+}
+
+// newMetrics registers with reg; a nil reg (no metrics listener) gets a
+// private registry, so counting code never checks.
+func newMetrics(reg *prometheus.Registry) *Metrics {
+	m := &Metrics{
+		Transactions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "myclerk_matrix_transactions_total",
+			Help: "Appservice transactions from the homeserver, by result (applied, duplicate, failed).",
+		}, []string{"result"}),
+		MatrixFrames: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "myclerk_matrix_frame_events_total",
+			Help: "eu.myclerk.frame room events, by direction and result (accepted, duplicate, forbidden, malformed, dropped, sent, failed).",
+		}, []string{"direction", "result"}),
+		Notices: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "myclerk_matrix_portal_notices_total",
+			Help: "Device notices queued to portal rooms, by kind.",
+		}, []string{"kind"}),
+		Logins: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "myclerk_matrix_logins",
+			Help: "Matrix users connected to the family now.",
+		}),
+	}
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	reg.MustRegister(m.Transactions, m.MatrixFrames, m.Notices, m.Logins)
+	return m
+}
+
+// watchQueue exports depth as a gauge.
+func (m *Metrics) watchQueue(reg *prometheus.Registry, name, help string, depth func() float64) {
+	if reg == nil {
+		return
+	}
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, depth))
+}
