@@ -92,7 +92,7 @@ func LoadSettings(c *config.Config, root *identity.Root, needTokens bool) (*Sett
 	if s.Encryption.PickleKey == "" && root != nil {
 		s.Encryption.PickleKey = derivedSecret(root, "myclerk bridge pickle key")
 	}
-	if err := s.check(); err != nil {
+	if err := s.check(root != nil); err != nil {
 		return nil, err
 	}
 	if needTokens && (s.AppService.ASToken == "" || s.AppService.HSToken == "") {
@@ -136,7 +136,9 @@ func derivedSecret(root *identity.Root, label string) string {
 	return base64.RawStdEncoding.EncodeToString(k)
 }
 
-func (s *Settings) check() error {
+// check validates s; withSecrets also wants the derived secrets (not
+// known when only the registration is made).
+func (s *Settings) check(withSecrets bool) error {
 	hs := &s.Homeserver
 	if u, err := url.Parse(hs.Address); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return keyErr("homeserver.address", "%q: want the homeserver's client-server URL, like http://127.0.0.1:8008", hs.Address)
@@ -172,7 +174,7 @@ func (s *Settings) check() error {
 	if s.DeviceSync < 100*time.Millisecond || s.DeviceSync > time.Hour {
 		return keyErr("device_sync", "%v: want 100ms to 1h", s.DeviceSync)
 	}
-	if s.Encryption.Allow && s.Encryption.PickleKey == "" {
+	if withSecrets && s.Encryption.Allow && s.Encryption.PickleKey == "" {
 		return keyErr("encryption.pickle_key", "must not be empty when encryption is allowed")
 	}
 	return nil

@@ -55,7 +55,6 @@ matrix:
   appservice: {address: "http://127.0.0.1:%d", hostname: 127.0.0.1, port: %d}
   bridge:
     permissions: {"localhost": user, "@admin:localhost": admin}
-  encryption: {allow: false}
   accept_old_servers: true
   device_sync: 300ms
 `, tcpPort, metricsPort, hsPort, asPort, asPort)
