@@ -79,6 +79,10 @@ func Start(ctx context.Context, s *Settings, h *runtime.Hub, register Commands, 
 	}
 	b.Bridge.PostStart(startCtx)
 	go b.prune(ctx)
+	h.AddHealthCheck("matrix", func(ctx context.Context) error {
+		_, err := b.Matrix.Bot.Whoami(ctx)
+		return err
+	})
 	context.AfterFunc(ctx, func() {
 		b.Bridge.Stop()
 	})

@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"crypto/subtle"
 	"net/http"
 	"net/url"
 	"strings"
@@ -62,7 +63,8 @@ func (b *Bridge) authorized(r *http.Request) bool {
 	if tok == "" {
 		tok = r.URL.Query().Get("access_token")
 	}
-	return tok != "" && tok == b.Settings.AppService.HSToken
+	want := b.Settings.AppService.HSToken
+	return tok != "" && want != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(want)) == 1
 }
 
 type statusRecorder struct {

@@ -37,6 +37,7 @@ Usage:
   myclerk-bridge frame decode [flags] [FRAME]   describe a frame (hex or base64) as JSON
   myclerk-bridge frame encode [flags] [JSON]    build a frame from its JSON description
   myclerk-bridge frame vectors [-dir DIR]       write the test vectors
+  myclerk-bridge health [-url URL]              ask a running hub's /health (exit 0 when healthy)
   myclerk-bridge version                        print the version
 
 Run "myclerk-bridge frame decode -h" for the flags of a subcommand.
@@ -61,6 +62,8 @@ func Main(args []string, env Env) (code int) {
 		return nodeMain(args[1:], env)
 	case "register":
 		return registerMain(args[1:], env)
+	case "health":
+		return healthMain(args[1:], env)
 	case "pair":
 		return pairMain(args[1:], env)
 	case "client":

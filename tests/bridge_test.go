@@ -399,6 +399,9 @@ func TestBridgeWithDendrite(t *testing.T) {
 	if n := countReplies(); n != 1 {
 		t.Errorf("a retried transaction was answered %d times", n)
 	}
+	if h := httpGet(t, strings.TrimSuffix(e.metrics, "metrics")+"health"); !strings.Contains(h, `"status":"ok"`) {
+		t.Errorf("health: %s", h)
+	}
 	if m := httpGet(t, e.metrics); !regexp.MustCompile(`myclerk_matrix_transactions_total\{result="duplicate"\} [1-9]`).MatchString(m) {
 		t.Errorf("the metrics do not count the duplicate transaction")
 	}

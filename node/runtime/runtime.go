@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -71,6 +72,31 @@ type Hub struct {
 	serve func(transport.Conn)
 	reg   *prometheus.Registry
 	sm    *metrics.Metrics
+
+	checkMu sync.Mutex
+	checks  map[string]func(context.Context) error
+}
+
+// AddHealthCheck adds a named check to /health (the bridge adds its
+// homeserver connection); a failing check makes /health answer 503.
+func (h *Hub) AddHealthCheck(name string, check func(context.Context) error) {
+	h.checkMu.Lock()
+	defer h.checkMu.Unlock()
+	if h.checks == nil {
+		h.checks = map[string]func(context.Context) error{}
+	}
+	h.checks[name] = check
+}
+
+func (h *Hub) failedCheck(ctx context.Context) string {
+	h.checkMu.Lock()
+	defer h.checkMu.Unlock()
+	for name, check := range h.checks {
+		if err := check(ctx); err != nil {
+			return name
+		}
+	}
+	return ""
 }
 
 // Attach joins an in-process peer to the hub: it returns one end of an
@@ -357,6 +383,13 @@ func (h *Hub) serveMetrics(ctx context.Context, addr string) (*metrics.Metrics, 
 		if err := h.Store.Ping(r.Context()); err != nil {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			fmt.Fprintf(w, `{"status":"unhealthy","reason":"database"}`+"\n")
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+		defer cancel()
+		if name := h.failedCheck(ctx); name != "" {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintf(w, `{"status":"unhealthy","reason":%q}`+"\n", name)
 			return
 		}
 		fmt.Fprintf(w, `{"status":"ok","family":%q,"devices":%d}`+"\n", h.Root.Family().String(), len(h.Registry.Devices()))
