@@ -184,7 +184,9 @@ func (s *Settings) check(withSecrets bool) error {
 // the tokens of an existing one (so a homeserver that has it need not be
 // told again). It reports whether it made a new file.
 func WriteRegistration(s *Settings) (bool, error) {
-	reg := s.GenerateRegistration()
+	asTok, hsTok := s.AppService.ASToken, s.AppService.HSToken
+	reg := s.GenerateRegistration() // it sets fresh tokens in s too
+	s.AppService.ASToken, s.AppService.HSToken = asTok, hsTok
 	old, err := appservice.LoadRegistration(s.Registration)
 	created := true
 	switch {

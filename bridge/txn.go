@@ -21,11 +21,14 @@ const txnPath = "/_matrix/app/v1/transactions/"
 // homeserver retries rather than the bridge guessing.
 func (b *Bridge) idempotentTransactions(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPut || !strings.HasPrefix(r.URL.Path, txnPath) || !b.authorized(r) {
+		escaped := r.URL.EscapedPath()
+		if r.Method != http.MethodPut || !strings.HasPrefix(escaped, txnPath) || !b.authorized(r) {
 			next.ServeHTTP(w, r) // the appservice answers the rest, and refuses bad tokens
 			return
 		}
-		txn, err := url.PathUnescape(strings.TrimPrefix(r.URL.Path, txnPath))
+		// The ID as the appservice's router sees it: the one path segment,
+		// unescaped once.
+		txn, err := url.PathUnescape(strings.TrimPrefix(escaped, txnPath))
 		if err != nil || txn == "" || strings.Contains(txn, "/") {
 			next.ServeHTTP(w, r)
 			return
@@ -59,9 +62,9 @@ func (b *Bridge) idempotentTransactions(next http.Handler) http.Handler {
 // authorized checks the homeserver's token as the appservice does, so
 // that nobody else can fill or probe the transaction log.
 func (b *Bridge) authorized(r *http.Request) bool {
-	tok := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if tok == "" {
-		tok = r.URL.Query().Get("access_token")
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		return false // as the appservice: only the header counts
 	}
 	want := b.Settings.AppService.HSToken
 	return tok != "" && want != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(want)) == 1

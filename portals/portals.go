@@ -18,6 +18,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"maunium.net/go/mautrix/bridgev2"
 	"maunium.net/go/mautrix/bridgev2/database"
@@ -90,7 +92,8 @@ func kindName(k string) string {
 	case "gpu":
 		return "GPU service"
 	}
-	return strings.ToUpper(k[:1]) + k[1:]
+	r, n := utf8.DecodeRuneInString(k)
+	return string(unicode.ToUpper(r)) + k[n:]
 }
 
 // ModeLevel is the power level a member with mode gets in a portal.
