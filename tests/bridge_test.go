@@ -356,6 +356,19 @@ func TestBridgeWithDendrite(t *testing.T) {
 			t.Fatalf("devices through the bridge: %+v", rep.Devices)
 		}
 		s.Close(ctx)
+
+		// Rude frame events are counted and dropped; the bridge carries on.
+		for _, content := range []map[string]any{{"frame": "!!not base64!!"}, {"frame": 42}, {}} {
+			if _, err := pi.SendMessageEvent(ctx, room.RoomID, matrixconn.FrameType, content); err != nil {
+				t.Fatal(err)
+			}
+		}
+		waitFor(t, ctx, "the malformed frame events to be counted", func() bool {
+			return regexp.MustCompile(`myclerk_matrix_frame_events_total\{direction="in",result="malformed"\} 3`).MatchString(httpGet(t, e.metrics))
+		})
+		if !regexp.MustCompile(`myclerk_matrix_frame_events_total\{direction="in",result="accepted"\} [1-9]`).MatchString(httpGet(t, e.metrics)) {
+			t.Error("the accepted frame events are not counted")
+		}
 	})
 
 	// The homeserver retries a transaction: it is applied once, also
