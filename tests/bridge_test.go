@@ -41,7 +41,7 @@ type bridgeEnv struct {
 	asURL           string
 }
 
-func newBridgeEnv(t *testing.T) *bridgeEnv {
+func newBridgeEnv(t testing.TB) *bridgeEnv {
 	dir := t.TempDir()
 	hsPort, asPort, tcpPort, metricsPort := freePort(t), freePort(t), freePort(t), freePort(t)
 	cfg := fmt.Sprintf(`role: hub
@@ -82,7 +82,7 @@ matrix:
 }
 
 // startHub starts the hub and waits until its bridge runs.
-func (e *bridgeEnv) startHub(t *testing.T) {
+func (e *bridgeEnv) startHub(t testing.TB) {
 	p := start(t, e.dir, "hub", "-config", e.hubCfg)
 	e.hub = p
 	t.Cleanup(func() {
@@ -98,7 +98,7 @@ func (e *bridgeEnv) startHub(t *testing.T) {
 }
 
 // stopHub stops the hub as a service manager does.
-func (e *bridgeEnv) stopHub(t *testing.T) {
+func (e *bridgeEnv) stopHub(t testing.TB) {
 	e.hub.cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan error, 1)
 	go func() { done <- e.hub.cmd.Wait() }()
@@ -111,7 +111,7 @@ func (e *bridgeEnv) stopHub(t *testing.T) {
 
 // dm opens a direct chat between cli and the bot and waits until the bot
 // has joined it.
-func (e *bridgeEnv) dm(t *testing.T, ctx context.Context, cli *mautrix.Client) id.RoomID {
+func (e *bridgeEnv) dm(t testing.TB, ctx context.Context, cli *mautrix.Client) id.RoomID {
 	room, err := cli.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "trusted_private_chat", IsDirect: true, Invite: []id.UserID{e.bot}})
 	if err != nil {
 		t.Fatal(err)
@@ -138,7 +138,7 @@ func grepLevels(path string) string {
 	return strings.Join(out, "\n")
 }
 
-func waitFor(t *testing.T, ctx context.Context, what string, ok func() bool) {
+func waitFor(t testing.TB, ctx context.Context, what string, ok func() bool) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(ctx, 45*time.Second)
 	defer cancel()
@@ -156,7 +156,7 @@ func waitFor(t *testing.T, ctx context.Context, what string, ok func() bool) {
 
 // notices returns the bodies of the m.notice events from sender in room,
 // oldest first.
-func notices(t *testing.T, ctx context.Context, cli *mautrix.Client, room id.RoomID, sender id.UserID) []string {
+func notices(t testing.TB, ctx context.Context, cli *mautrix.Client, room id.RoomID, sender id.UserID) []string {
 	t.Helper()
 	msgs, err := cli.Messages(ctx, room, "", "", mautrix.DirectionBackward, nil, 200)
 	if err != nil {
@@ -181,7 +181,7 @@ func notices(t *testing.T, ctx context.Context, cli *mautrix.Client, room id.Roo
 
 // command sends body to room and returns the bot's first new notice that
 // contains want.
-func (e *bridgeEnv) command(t *testing.T, ctx context.Context, cli *mautrix.Client, room id.RoomID, body, want string) string {
+func (e *bridgeEnv) command(t testing.TB, ctx context.Context, cli *mautrix.Client, room id.RoomID, body, want string) string {
 	t.Helper()
 	before := len(notices(t, ctx, cli, room, e.bot))
 	if _, err := cli.SendText(ctx, room, body); err != nil {
@@ -204,7 +204,7 @@ func (e *bridgeEnv) command(t *testing.T, ctx context.Context, cli *mautrix.Clie
 // invitedTo joins the room cli is invited to whose name is name, and
 // returns it. (Dendrite's invites carry no room name, so each invited room
 // is joined and read.)
-func invitedTo(t *testing.T, ctx context.Context, cli *mautrix.Client, name string) id.RoomID {
+func invitedTo(t testing.TB, ctx context.Context, cli *mautrix.Client, name string) id.RoomID {
 	t.Helper()
 	var room id.RoomID
 	checked := map[id.RoomID]bool{}

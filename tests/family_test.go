@@ -35,7 +35,7 @@ type proc struct {
 	log string // where its stderr goes
 }
 
-func start(t *testing.T, dir string, args ...string) *proc {
+func start(t testing.TB, dir string, args ...string) *proc {
 	t.Helper()
 	cmd := exec.Command(binPath, args...)
 	cmd.Dir = dir
@@ -71,7 +71,7 @@ func start(t *testing.T, dir string, args ...string) *proc {
 }
 
 // lines reads stdout until a line matches re, returning all lines read.
-func (p *proc) until(t *testing.T, re *regexp.Regexp) []string {
+func (p *proc) until(t testing.TB, re *regexp.Regexp) []string {
 	t.Helper()
 	var lines []string
 	deadline := time.After(20 * time.Second)
@@ -101,7 +101,7 @@ func (p *proc) logTail() string {
 }
 
 // runBin runs the binary in dir to completion and returns what it printed.
-func runBin(t *testing.T, dir string, args ...string) result {
+func runBin(t testing.TB, dir string, args ...string) result {
 	t.Helper()
 	return runWith(t, dir, "", args...)
 }
@@ -200,7 +200,7 @@ func TestFamilyFromTheCommandLine(t *testing.T) {
 	}
 }
 
-func httpGet(t *testing.T, url string) string {
+func httpGet(t testing.TB, url string) string {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {

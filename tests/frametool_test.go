@@ -43,7 +43,7 @@ func run(t *testing.T, stdin string, args ...string) result {
 }
 
 // runWith runs the binary in dir ("" for here) with stdin to completion.
-func runWith(t *testing.T, dir, stdin string, args ...string) result {
+func runWith(t testing.TB, dir, stdin string, args ...string) result {
 	t.Helper()
 	cmd := exec.Command(binPath, args...)
 	cmd.Dir = dir

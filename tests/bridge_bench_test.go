@@ -1,0 +1,134 @@
+package tests
+
+import (
+	"context"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/myclerk/myclerk-bridge/bridge/matrixconn"
+	"github.com/myclerk/myclerk-bridge/node/client"
+	"github.com/myclerk/myclerk-bridge/node/config"
+	"github.com/myclerk/myclerk-bridge/node/ops"
+	"github.com/myclerk/myclerk-bridge/node/runtime"
+	"github.com/myclerk/myclerk-bridge/node/session"
+	"github.com/myclerk/myclerk-bridge/wire"
+)
+
+// BenchmarkBridgeRoundTrip measures a request through the appservice: a
+// family member's syncing client sends a Tier 3 DEVICE_LIST in an
+// eu.myclerk.frame event, the homeserver pushes it to the bridge, the hub
+// answers, the bot sends the answer back and the client syncs it
+// ("frame"). The baseline of the same run, on the same homeserver, is a
+// plain m.room.message echoed by a second syncing client ("message"). It
+// needs Dendrite (tests/run builds it) and reports p50/p99 in ms.
+func BenchmarkBridgeRoundTrip(b *testing.B) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	e := newBridgeEnv(b)
+
+	// A family member (a client identity) that reaches the hub through a
+	// room with the bot.
+	code := regexp.MustCompile(`[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}`).FindString(
+		runBin(b, e.dir, "invite", "-config", e.hubCfg, "-role", "client").stdout)
+	if r := runBin(b, e.dir, "pair", "-hub", e.tcp, "-code", code, "-name", "phone", "-role", "client", "-data", "./phone"); r.code != 0 {
+		b.Fatalf("pair: %s %s", r.stdout, r.stderr)
+	}
+	c := config.Default()
+	c.Role, c.Name, c.DataDir = "node", "phone", filepath.Join(e.dir, "phone")
+	idn, root, err := runtime.LoadMember(c)
+	if err != nil {
+		b.Fatal(err)
+	}
+	phone := matrixUser(b, ctx, e.hs, "phone")
+	room, err := phone.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat", Invite: []id.UserID{e.bot}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	waitFor(b, ctx, "the bot to join", func() bool {
+		m, err := phone.JoinedMembers(ctx, room.RoomID)
+		return err == nil && len(m.Joined) == 2
+	})
+	r, err := matrixconn.NewRouter(phone)
+	if err != nil {
+		b.Fatal(err)
+	}
+	conn, _ := r.Open(room.RoomID, e.bot)
+
+	// The baseline: two users of the same homeserver, one echoing.
+	alice, bob := matrixUser(b, ctx, e.hs, "alice"), matrixUser(b, ctx, e.hs, "bob")
+	echoRoom, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat", Invite: []id.UserID{bob.UserID}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := bob.JoinRoomByID(ctx, echoRoom.RoomID); err != nil {
+		b.Fatal(err)
+	}
+	replies := make(chan string, 16)
+	bob.Syncer.(mautrix.ExtensibleSyncer).OnEventType(event.EventMessage, func(ctx context.Context, evt *event.Event) {
+		if c := evt.Content.AsMessage(); evt.Sender == alice.UserID && c != nil {
+			bob.SendText(ctx, evt.RoomID, "re: "+c.Body)
+		}
+	})
+	alice.Syncer.(mautrix.ExtensibleSyncer).OnEventType(event.EventMessage, func(_ context.Context, evt *event.Event) {
+		if c := evt.Content.AsMessage(); evt.Sender == bob.UserID && c != nil {
+			replies <- c.Body
+		}
+	})
+	for _, cli := range []*mautrix.Client{phone, alice, bob} {
+		go cli.SyncWithContext(ctx)
+	}
+
+	scfg, err := runtime.SessionConfig(c, idn, root, zerolog.Nop())
+	if err != nil {
+		b.Fatal(err)
+	}
+	scfg.MaxFrame = 36 << 10
+	s, err := session.Dial(ctx, conn, scfg)
+	if err != nil {
+		b.Fatalf("session through the bridge: %v", err)
+	}
+	cli := client.New(s, zerolog.Nop())
+	go cli.Run(ctx)
+
+	report := func(b *testing.B, d []time.Duration) {
+		sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+		ms := func(q float64) float64 { return float64(d[int(q*float64(len(d)-1))]) / float64(time.Millisecond) }
+		b.ReportMetric(ms(0.5), "p50-ms")
+		b.ReportMetric(ms(0.99), "p99-ms")
+	}
+	b.Run("frame", func(b *testing.B) {
+		var d []time.Duration
+		for b.Loop() {
+			t0 := time.Now()
+			if _, err := cli.Call(ctx, wire.OpDeviceList, ops.Request{}); err != nil {
+				b.Fatal(err)
+			}
+			d = append(d, time.Since(t0))
+		}
+		report(b, d)
+	})
+	b.Run("message", func(b *testing.B) {
+		var d []time.Duration
+		for b.Loop() {
+			t0 := time.Now()
+			if _, err := alice.SendText(ctx, echoRoom.RoomID, "ping with a body of a few bytes"); err != nil {
+				b.Fatal(err)
+			}
+			select {
+			case <-replies:
+			case <-time.After(10 * time.Second):
+				b.Fatal("no reply")
+			}
+			d = append(d, time.Since(t0))
+		}
+		report(b, d)
+	})
+}
