@@ -106,7 +106,7 @@ func hubMain(args []string, env Env) int {
 		}
 		fmt.Fprintf(env.Stdout, "  %-9s %s as %s (appservice at %s)\n", "matrix", s.Homeserver.Address, b.Matrix.Bot.UserID, s.AppService.Address)
 	} else {
-		fmt.Fprintln(env.Stdout, "  matrix    not configured: add a matrix section to the configuration to run the bridge (README: Register with your homeserver)")
+		fmt.Fprintln(env.Stdout, "  matrix    not configured: add a matrix section to the configuration to run the bridge (README: Meet your family in Element)")
 	}
 	if *invite != "" {
 		for _, r := range strings.Split(*invite, ",") {
