@@ -137,7 +137,7 @@ func (l *Member) GetChatInfo(ctx context.Context, portal *bridgev2.Portal) (*bri
 	if err != nil {
 		return nil, err
 	}
-	return portals.ChatInfo(v.dev, l.login.ID, l.Name(), v.mode), nil
+	return portals.ChatInfo(v.dev, l.login.ID, v.mode), nil
 }
 
 // GetUserInfo implements bridgev2.NetworkAPI.
@@ -362,7 +362,7 @@ func sameCaps(a, b map[string]string) bool {
 }
 
 func (l *Member) resync(v deviceView) {
-	info := portals.ChatInfo(v.dev, l.login.ID, l.Name(), v.mode)
+	info := portals.ChatInfo(v.dev, l.login.ID, v.mode)
 	l.login.QueueRemoteEvent(&simplevent.ChatResync{
 		EventMeta: simplevent.EventMeta{
 			Type:         bridgev2.RemoteEventChatResync,
@@ -382,7 +382,7 @@ func (l *Member) leave(dev string) {
 			PortalKey: portals.Key(dev),
 			Timestamp: time.Now(),
 		},
-		ChatInfoChange: &bridgev2.ChatInfoChange{MemberChanges: portals.MemberChange(l.login.ID, l.Name(), ops.ModeNone)},
+		ChatInfoChange: &bridgev2.ChatInfoChange{MemberChanges: portals.MemberChange(l.login.ID, ops.ModeNone)},
 	})
 }
 

@@ -11,7 +11,8 @@ type Metrics struct {
 	MatrixFrames *prometheus.CounterVec
 	Notices      *prometheus.CounterVec
 	Logins       prometheus.Gauge
-	queueDepth   prometheus.GaugeFunc
+
+	reg *prometheus.Registry
 }
 
 // newMetrics registers with reg; a nil reg (no metrics listener) gets a
@@ -38,14 +39,12 @@ func newMetrics(reg *prometheus.Registry) *Metrics {
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
+	m.reg = reg
 	reg.MustRegister(m.Transactions, m.MatrixFrames, m.Notices, m.Logins)
 	return m
 }
 
 // watchQueue exports depth as a gauge.
-func (m *Metrics) watchQueue(reg *prometheus.Registry, name, help string, depth func() float64) {
-	if reg == nil {
-		return
-	}
-	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, depth))
+func (m *Metrics) watchQueue(name, help string, depth func() float64) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, depth))
 }

@@ -64,7 +64,7 @@ func (n *Network) Init(br *bridgev2.Bridge) { n.br = br }
 // Start implements bridgev2.NetworkConnector.
 func (n *Network) Start(ctx context.Context) error {
 	n.ctx = context.WithoutCancel(ctx)
-	n.b.Metrics.watchQueue(n.b.Hub.Metrics(), "myclerk_matrix_frame_queue", "Frames received through Matrix and not yet read by their sessions.", n.frames.depth)
+	n.b.Metrics.watchQueue("myclerk_matrix_frame_queue", "Frames received through Matrix and not yet read by their sessions.", n.frames.depth)
 	return nil
 }
 

@@ -107,17 +107,13 @@ func ModeLevel(m ops.Mode) int {
 // ChatInfo is the portal of d as member login sees it: the device's
 // ghost, and the member with the level its ACL mode gives (a member whose
 // mode is none leaves: a revoke kicks).
-func ChatInfo(d ops.Device, login networkid.UserLoginID, member string, mode ops.Mode) *bridgev2.ChatInfo {
+func ChatInfo(d ops.Device, login networkid.UserLoginID, mode ops.Mode) *bridgev2.ChatInfo {
 	name, topic := Name(d), Topic(d)
-	ghostLevel, memberLevel := LevelGhost, ModeLevel(mode)
-	membership := event.MembershipJoin
-	if mode == ops.ModeNone {
-		membership = event.MembershipLeave
-	}
+	ghostLevel := LevelGhost
 	members := &bridgev2.ChatMemberList{
 		MemberMap: bridgev2.ChatMemberMap{}.
 			Set(bridgev2.ChatMember{EventSender: bridgev2.EventSender{Sender: Ghost(d.ID)}, Membership: event.MembershipJoin, PowerLevel: &ghostLevel, UserInfo: UserInfo(d)}).
-			Set(bridgev2.ChatMember{EventSender: bridgev2.EventSender{IsFromMe: true, SenderLogin: login}, Membership: membership, PowerLevel: &memberLevel}),
+			Set(memberOf(login, mode)),
 		PowerLevels: PowerLevels(),
 	}
 	roomType := database.RoomTypeDefault
@@ -133,16 +129,22 @@ func PowerLevels() *bridgev2.PowerLevelOverrides {
 
 // MemberChange is the membership change of one member in a portal (for
 // ACL grants and revokes between syncs).
-func MemberChange(login networkid.UserLoginID, member string, mode ops.Mode) *bridgev2.ChatMemberList {
+func MemberChange(login networkid.UserLoginID, mode ops.Mode) *bridgev2.ChatMemberList {
+	return &bridgev2.ChatMemberList{MemberMap: bridgev2.ChatMemberMap{}.Set(memberOf(login, mode))}
+}
+
+// memberOf is the login's user in a portal: joined with the level its
+// mode gives, or gone when the mode is none.
+func memberOf(login networkid.UserLoginID, mode ops.Mode) bridgev2.ChatMember {
 	level := ModeLevel(mode)
 	membership := event.MembershipJoin
 	if mode == ops.ModeNone {
 		membership = event.MembershipLeave
 	}
-	return &bridgev2.ChatMemberList{MemberMap: bridgev2.ChatMemberMap{}.Set(bridgev2.ChatMember{
+	return bridgev2.ChatMember{
 		EventSender: bridgev2.EventSender{IsFromMe: true, SenderLogin: login},
 		Membership:  membership, PowerLevel: &level,
-	})}
+	}
 }
 
 // UserInfo is the ghost user of d.

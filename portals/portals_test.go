@@ -103,7 +103,7 @@ func TestChatInfo(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.mode.String(), func(t *testing.T) {
-			ci := ChatInfo(d, login, "alice", tt.mode)
+			ci := ChatInfo(d, login, tt.mode)
 			if ci.Name == nil || *ci.Name != "Hall lamp" {
 				t.Errorf("name = %v", ci.Name)
 			}
@@ -143,7 +143,7 @@ func TestChatInfo(t *testing.T) {
 			}
 
 			// MemberChange agrees with ChatInfo on the member.
-			mc := MemberChange(login, "alice", tt.mode)
+			mc := MemberChange(login, tt.mode)
 			if len(mc.MemberMap) != 1 {
 				t.Fatalf("MemberChange = %+v", mc.MemberMap)
 			}

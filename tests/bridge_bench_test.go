@@ -4,21 +4,15 @@ import (
 	"context"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
-	"github.com/myclerk/myclerk-bridge/bridge/matrixconn"
-	"github.com/myclerk/myclerk-bridge/node/client"
 	"github.com/myclerk/myclerk-bridge/node/config"
 	"github.com/myclerk/myclerk-bridge/node/ops"
-	"github.com/myclerk/myclerk-bridge/node/runtime"
-	"github.com/myclerk/myclerk-bridge/node/session"
 	"github.com/myclerk/myclerk-bridge/wire"
 )
 
@@ -43,24 +37,7 @@ func BenchmarkBridgeRoundTrip(b *testing.B) {
 	}
 	c := config.Default()
 	c.Role, c.Name, c.DataDir = "node", "phone", filepath.Join(e.dir, "phone")
-	idn, root, err := runtime.LoadMember(c)
-	if err != nil {
-		b.Fatal(err)
-	}
-	phone := matrixUser(b, ctx, e.hs, "phone")
-	room, err := phone.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat", Invite: []id.UserID{e.bot}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	waitFor(b, ctx, "the bot to join", func() bool {
-		m, err := phone.JoinedMembers(ctx, room.RoomID)
-		return err == nil && len(m.Joined) == 2
-	})
-	r, err := matrixconn.NewRouter(phone)
-	if err != nil {
-		b.Fatal(err)
-	}
-	conn, _ := r.Open(room.RoomID, e.bot)
+	phone, _, conn := e.roomWithBot(b, ctx, "phone")
 
 	// The baseline: two users of the same homeserver, one echoing.
 	alice, bob := matrixUser(b, ctx, e.hs, "alice"), matrixUser(b, ctx, e.hs, "bob")
@@ -86,24 +63,8 @@ func BenchmarkBridgeRoundTrip(b *testing.B) {
 		go cli.SyncWithContext(ctx)
 	}
 
-	scfg, err := runtime.SessionConfig(c, idn, root, zerolog.Nop())
-	if err != nil {
-		b.Fatal(err)
-	}
-	scfg.MaxFrame = 36 << 10
-	s, err := session.Dial(ctx, conn, scfg)
-	if err != nil {
-		b.Fatalf("session through the bridge: %v", err)
-	}
-	cli := client.New(s, zerolog.Nop())
-	go cli.Run(ctx)
+	_, cli := dialThroughBridge(b, ctx, conn, c)
 
-	report := func(b *testing.B, d []time.Duration) {
-		sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
-		ms := func(q float64) float64 { return float64(d[int(q*float64(len(d)-1))]) / float64(time.Millisecond) }
-		b.ReportMetric(ms(0.5), "p50-ms")
-		b.ReportMetric(ms(0.99), "p99-ms")
-	}
 	b.Run("frame", func(b *testing.B) {
 		var d []time.Duration
 		for b.Loop() {
@@ -113,7 +74,7 @@ func BenchmarkBridgeRoundTrip(b *testing.B) {
 			}
 			d = append(d, time.Since(t0))
 		}
-		report(b, d)
+		reportLatency(b, d)
 	})
 	b.Run("message", func(b *testing.B) {
 		var d []time.Duration
@@ -129,6 +90,6 @@ func BenchmarkBridgeRoundTrip(b *testing.B) {
 			}
 			d = append(d, time.Since(t0))
 		}
-		report(b, d)
+		reportLatency(b, d)
 	})
 }

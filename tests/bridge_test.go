@@ -20,6 +20,7 @@ import (
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/myclerk/myclerk-bridge/bridge/frameevent"
 	"github.com/myclerk/myclerk-bridge/bridge/matrixconn"
 	"github.com/myclerk/myclerk-bridge/node/client"
 	"github.com/myclerk/myclerk-bridge/node/config"
@@ -232,6 +233,53 @@ func invitedTo(t testing.TB, ctx context.Context, cli *mautrix.Client, name stri
 	return room
 }
 
+// roomWithBot registers the Matrix user name, makes a room with the bot,
+// waits for the bot to join it, and opens a frame connection on it (the
+// caller starts the user's sync).
+func (e *bridgeEnv) roomWithBot(t testing.TB, ctx context.Context, name string) (*mautrix.Client, id.RoomID, *matrixconn.Conn) {
+	t.Helper()
+	cli := matrixUser(t, ctx, e.hs, name)
+	room, err := cli.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat", Invite: []id.UserID{e.bot}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "the bot to join", func() bool {
+		m, err := cli.JoinedMembers(ctx, room.RoomID)
+		return err == nil && len(m.Joined) == 2
+	})
+	r, err := matrixconn.NewRouter(cli)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := r.Open(room.RoomID, e.bot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cli, room.RoomID, conn
+}
+
+// dialThroughBridge opens a session to the hub over conn as the paired
+// member whose configuration (data_dir) is c, with a running client.
+func dialThroughBridge(t testing.TB, ctx context.Context, conn *matrixconn.Conn, c *config.Config) (*session.Session, *client.Client) {
+	t.Helper()
+	idn, root, err := runtime.LoadMember(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	scfg, err := runtime.SessionConfig(c, idn, root, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	scfg.MaxFrame = frameevent.MaxFrame
+	s, err := session.Dial(ctx, conn, scfg)
+	if err != nil {
+		t.Fatalf("session through the bridge: %v", err)
+	}
+	cli := client.New(s, zerolog.Nop())
+	go cli.Run(ctx)
+	return s, cli
+}
+
 // TestBridgeWithDendrite drives the bridge as family members would, on a
 // real homeserver: invite the bot, send commands, get portals for a
 // node's devices, grant and revoke access, reach the hub with sealed
@@ -311,20 +359,7 @@ func TestBridgeWithDendrite(t *testing.T) {
 	// A family node reaches the hub through Matrix: its session's frames
 	// are room events between it and the bot.
 	t.Run("SessionThroughTheBridge", func(t *testing.T) {
-		pi := matrixUser(t, ctx, e.hs, "pi")
-		room, err := pi.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat", Invite: []id.UserID{e.bot}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		waitFor(t, ctx, "the bot to join", func() bool {
-			m, err := pi.JoinedMembers(ctx, room.RoomID)
-			return err == nil && len(m.Joined) == 2
-		})
-		r, err := matrixconn.NewRouter(pi)
-		if err != nil {
-			t.Fatal(err)
-		}
-		conn, _ := r.Open(room.RoomID, e.bot)
+		pi, room, conn := e.roomWithBot(t, ctx, "pi")
 		syncCtx, stopSync := context.WithCancel(ctx)
 		defer stopSync()
 		go pi.SyncWithContext(syncCtx)
@@ -333,21 +368,7 @@ func TestBridgeWithDendrite(t *testing.T) {
 			t.Fatal(err)
 		}
 		c.DataDir = filepath.Join(e.dir, "pi")
-		idn, root, err := runtime.LoadMember(c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		scfg, err := runtime.SessionConfig(c, idn, root, zerolog.Nop())
-		if err != nil {
-			t.Fatal(err)
-		}
-		scfg.MaxFrame = 36 << 10
-		s, err := session.Dial(ctx, conn, scfg)
-		if err != nil {
-			t.Fatalf("session through the bridge: %v", err)
-		}
-		cli := client.New(s, zerolog.Nop())
-		go cli.Run(ctx)
+		s, cli := dialThroughBridge(t, ctx, conn, c)
 		rep, err := cli.Call(ctx, wire.OpDeviceList, ops.Request{})
 		if err != nil {
 			t.Fatal(err)
@@ -359,7 +380,7 @@ func TestBridgeWithDendrite(t *testing.T) {
 
 		// Rude frame events are counted and dropped; the bridge carries on.
 		for _, content := range []map[string]any{{"frame": "!!not base64!!"}, {"frame": 42}, {}} {
-			if _, err := pi.SendMessageEvent(ctx, room.RoomID, matrixconn.FrameType, content); err != nil {
+			if _, err := pi.SendMessageEvent(ctx, room, matrixconn.FrameType, content); err != nil {
 				t.Fatal(err)
 			}
 		}

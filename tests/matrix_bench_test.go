@@ -64,12 +64,6 @@ func BenchmarkMatrixRoundTrip(b *testing.B) {
 	}
 	payload := make([]byte, 256)
 
-	report := func(b *testing.B, d []time.Duration) {
-		sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
-		ms := func(q float64) float64 { return float64(d[int(q*float64(len(d)-1))]) / float64(time.Millisecond) }
-		b.ReportMetric(ms(0.5), "p50-ms")
-		b.ReportMetric(ms(0.99), "p99-ms")
-	}
 	b.Run("frame", func(b *testing.B) {
 		var d []time.Duration
 		for b.Loop() {
@@ -82,7 +76,7 @@ func BenchmarkMatrixRoundTrip(b *testing.B) {
 			}
 			d = append(d, time.Since(t0))
 		}
-		report(b, d)
+		reportLatency(b, d)
 	})
 	b.Run("message", func(b *testing.B) {
 		var d []time.Duration
@@ -99,6 +93,14 @@ func BenchmarkMatrixRoundTrip(b *testing.B) {
 			}
 			d = append(d, time.Since(t0))
 		}
-		report(b, d)
+		reportLatency(b, d)
 	})
+}
+
+// reportLatency reports the p50 and p99 of round trips d in milliseconds.
+func reportLatency(b *testing.B, d []time.Duration) {
+	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+	ms := func(q float64) float64 { return float64(d[int(q*float64(len(d)-1))]) / float64(time.Millisecond) }
+	b.ReportMetric(ms(0.5), "p50-ms")
+	b.ReportMetric(ms(0.99), "p99-ms")
 }
