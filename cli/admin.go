@@ -15,21 +15,18 @@ import (
 // adminMain runs the hub-side administration commands: they work on the
 // hub's store, next to a running hub.
 func adminMain(name string, args []string, env Env) int {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
-	var cf configFlag
-	cf.register(fs)
-	role := fs.String("role", "node", "invite: node or client")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	var role *string
+	var fs *flag.FlagSet
+	c, code := configCommand(name, args, env, func(f *flag.FlagSet) {
+		fs = f
+		role = f.String("role", "node", "invite: node or client")
+	})
+	if code != 0 {
+		return code
 	}
 	fail := func(code int, format string, a ...any) int {
 		fmt.Fprintf(env.Stderr, name+": "+format+"\n", a...)
 		return code
-	}
-	c, err := cf.load()
-	if err != nil {
-		return fail(1, "%v", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

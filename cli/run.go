@@ -63,19 +63,36 @@ func (c *configFlag) load() (*config.Config, error) {
 	return loadConfig(p, c.explicit)
 }
 
-func hubMain(args []string, env Env) int {
-	fs := flag.NewFlagSet("hub", flag.ContinueOnError)
+// configCommand parses a subcommand's flags (define adds its own to the
+// -config flag) and loads its configuration. A non-zero code is the exit
+// status: 2 for bad flags, 1 for a configuration that does not load (said
+// on stderr as "name: error").
+func configCommand(name string, args []string, env Env, define func(*flag.FlagSet)) (*config.Config, int) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
 	var cf configFlag
 	cf.register(fs)
-	invite := fs.String("invite", "", "print pairing codes after starting: a comma-separated list of node or client")
+	if define != nil {
+		define(fs)
+	}
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return nil, 2
 	}
 	c, err := cf.load()
 	if err != nil {
-		fmt.Fprintf(env.Stderr, "hub: %v\n", err)
-		return 1
+		fmt.Fprintf(env.Stderr, "%s: %v\n", name, err)
+		return nil, 1
+	}
+	return c, 0
+}
+
+func hubMain(args []string, env Env) int {
+	var invite *string
+	c, code := configCommand("hub", args, env, func(fs *flag.FlagSet) {
+		invite = fs.String("invite", "", "print pairing codes after starting: a comma-separated list of node or client")
+	})
+	if code != 0 {
+		return code
 	}
 	if c.Role != "hub" {
 		fmt.Fprintf(env.Stderr, "hub: the configuration's role is %q; run `myclerk-bridge node` for a node\n", c.Role)
@@ -139,17 +156,9 @@ func firstAddr(a map[string]string) string {
 }
 
 func nodeMain(args []string, env Env) int {
-	fs := flag.NewFlagSet("node", flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
-	var cf configFlag
-	cf.register(fs)
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	c, err := cf.load()
-	if err != nil {
-		fmt.Fprintf(env.Stderr, "node: %v\n", err)
-		return 1
+	c, code := configCommand("node", args, env, nil)
+	if code != 0 {
+		return code
 	}
 	if c.Role != "node" {
 		fmt.Fprintf(env.Stderr, "node: the configuration's role is %q; set role: node (see config.example.yaml)\n", c.Role)
@@ -165,26 +174,21 @@ func nodeMain(args []string, env Env) int {
 }
 
 func pairMain(args []string, env Env) int {
-	fs := flag.NewFlagSet("pair", flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
-	var cf configFlag
-	cf.register(fs)
-	hubAddr := fs.String("hub", "", "the hub: tcp://host:7410 or ws://host:7411/myclerk")
-	code := fs.String("code", "", "the pairing code the hub printed")
-	name := fs.String("name", "", "this node's name in the family (default: the configuration's name)")
-	role := fs.String("role", "node", "node or client")
-	dataDir := fs.String("data", "", "data directory for the keys (default: the configuration's data_dir)")
-	tlsCA := fs.String("tls-ca", "", "PEM file of the CA that signed the hub's TLS certificate, for tcps://")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	var hubAddr, code, name, role, dataDir, tlsCA *string
+	c, status := configCommand("pair", args, env, func(fs *flag.FlagSet) {
+		hubAddr = fs.String("hub", "", "the hub: tcp://host:7410 or ws://host:7411/myclerk")
+		code = fs.String("code", "", "the pairing code the hub printed")
+		name = fs.String("name", "", "this node's name in the family (default: the configuration's name)")
+		role = fs.String("role", "node", "node or client")
+		dataDir = fs.String("data", "", "data directory for the keys (default: the configuration's data_dir)")
+		tlsCA = fs.String("tls-ca", "", "PEM file of the CA that signed the hub's TLS certificate, for tcps://")
+	})
+	if status != 0 {
+		return status
 	}
 	fail := func(code int, format string, a ...any) int {
 		fmt.Fprintf(env.Stderr, "pair: "+format+"\n", a...)
 		return code
-	}
-	c, err := cf.load()
-	if err != nil {
-		return fail(1, "%v", err)
 	}
 	if *name != "" {
 		c.Name = *name
@@ -221,17 +225,9 @@ func pairMain(args []string, env Env) int {
 }
 
 func registerMain(args []string, env Env) int {
-	fs := flag.NewFlagSet("register", flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
-	var cf configFlag
-	cf.register(fs)
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	c, err := cf.load()
-	if err != nil {
-		fmt.Fprintf(env.Stderr, "register: %v\n", err)
-		return 1
+	c, code := configCommand("register", args, env, nil)
+	if code != 0 {
+		return code
 	}
 	if !c.MatrixEnabled() {
 		fmt.Fprintln(env.Stderr, "register: the configuration has no matrix section (see config.example.yaml)")

@@ -3,8 +3,6 @@ package client
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"math"
@@ -17,10 +15,10 @@ import (
 
 	"github.com/myclerk/myclerk-bridge/node/agent"
 	"github.com/myclerk/myclerk-bridge/node/hub"
+	"github.com/myclerk/myclerk-bridge/node/hub/hubtest"
 	"github.com/myclerk/myclerk-bridge/node/identity"
 	"github.com/myclerk/myclerk-bridge/node/ops"
 	"github.com/myclerk/myclerk-bridge/node/session"
-	"github.com/myclerk/myclerk-bridge/node/transport"
 	"github.com/myclerk/myclerk-bridge/wire"
 	"github.com/myclerk/myclerk-bridge/wire/payload"
 )
@@ -30,61 +28,19 @@ const wait = 5 * time.Second
 // world is a family root, a hub, and sessions to it over transport.Pipe,
 // as in node/hub's tests.
 type world struct {
-	t     *testing.T
-	root  *identity.Root
-	hubID *identity.Identity
-	hub   *hub.Hub
+	*hubtest.World
 }
 
 func newWorld(t *testing.T, cfg hub.Config) *world {
-	root, err := identity.NewRoot(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := &world{t: t, root: root}
-	w.hubID = w.member(identity.RoleHub, "nas")
-	cfg.Log = zerolog.Nop()
-	w.hub = hub.New(cfg)
-	return w
-}
-
-func (w *world) member(role identity.Role, name string) *identity.Identity {
-	priv, id, _ := identity.NewNodeKey(rand.Reader)
-	c, err := w.root.Issue(id, role, name, priv.Public().(ed25519.PublicKey), time.Now(), time.Hour)
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	return &identity.Identity{Cert: c, Private: priv}
-}
-
-func (w *world) cfg(id *identity.Identity) *session.Config {
-	return &session.Config{Identity: id, Root: w.root.Public(), Tier: wire.Tier3, Floor: wire.Tier3, Rand: rand.Reader, Log: zerolog.Nop()}
-}
-
-// connect opens a session from id to the hub and serves the hub's side.
-func (w *world) connect(id *identity.Identity) *session.Session {
-	cc, sc := transport.Pipe()
-	ctx := context.Background()
-	go func() {
-		s, err := (&session.Responder{Config: w.cfg(w.hubID)}).Accept(ctx, sc)
-		if err == nil {
-			w.hub.Serve(ctx, s)
-		}
-	}()
-	s, err := session.Dial(ctx, cc, w.cfg(id))
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	w.t.Cleanup(func() { s.Close(context.Background()) })
-	return s
+	return &world{World: hubtest.New(t, cfg)}
 }
 
 // waitDevices waits until the hub knows n devices.
 func (w *world) waitDevices(n int) {
-	w.t.Helper()
-	for deadline := time.Now().Add(wait); len(w.hub.Devices()) < n; {
+	w.T.Helper()
+	for deadline := time.Now().Add(wait); len(w.Hub.Devices()) < n; {
 		if time.Now().After(deadline) {
-			w.t.Fatalf("the hub knows %d devices, want %d", len(w.hub.Devices()), n)
+			w.T.Fatalf("the hub knows %d devices, want %d", len(w.Hub.Devices()), n)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -97,10 +53,10 @@ func (w *world) startNode(name string, interval time.Duration, ids ...string) {
 	for _, id := range ids {
 		devs = append(devs, agent.NewSimSensor(id, "sensor "+id, 21, interval))
 	}
-	before := len(w.hub.Devices())
-	s := w.connect(w.member(identity.RoleNode, name))
+	before := len(w.Hub.Devices())
+	s := w.Connect(w.Member(identity.RoleNode, name))
 	ctx, cancel := context.WithCancel(context.Background())
-	w.t.Cleanup(cancel)
+	w.T.Cleanup(cancel)
 	go (&agent.Agent{Devices: devs, Log: zerolog.Nop()}).Serve(ctx, s)
 	w.waitDevices(before + len(ids))
 }
@@ -109,14 +65,14 @@ func (w *world) startNode(name string, interval time.Duration, ids ...string) {
 // answers what the hub relays to it: a DEVICE_CONFIGURE of "NAME/dev"
 // stays pending at the hub (for its 30 s relay timeout).
 func (w *world) startSilentNode(name string) {
-	before := len(w.hub.Devices())
-	s := w.connect(w.member(identity.RoleNode, name))
+	before := len(w.Hub.Devices())
+	s := w.Connect(w.Member(identity.RoleNode, name))
 	b, err := ops.Marshal(ops.Announce{Devices: []ops.Device{{ID: "dev", Kind: "serial", Name: "quiet"}}})
 	if err != nil {
-		w.t.Fatal(err)
+		w.T.Fatal(err)
 	}
 	if err := s.Send(context.Background(), wire.OpDeviceAnnounce, b); err != nil {
-		w.t.Fatal(err)
+		w.T.Fatal(err)
 	}
 	go func() {
 		for {
@@ -131,11 +87,11 @@ func (w *world) startSilentNode(name string) {
 // startClient connects a client named name and runs a Client on it; the
 // returned channel yields Run's error.
 func (w *world) startClient(ctx context.Context, name string) (*Client, <-chan error) {
-	return w.startClientAs(ctx, w.member(identity.RoleClient, name))
+	return w.startClientAs(ctx, w.Member(identity.RoleClient, name))
 }
 
 func (w *world) startClientAs(ctx context.Context, id *identity.Identity) (*Client, <-chan error) {
-	c := New(w.connect(id), zerolog.Nop())
+	c := New(w.Connect(id), zerolog.Nop())
 	ran := make(chan error, 1)
 	go func() { ran <- c.Run(ctx) }()
 	return c, ran
@@ -292,8 +248,8 @@ func TestSessionEnd(t *testing.T) {
 	}{
 		{"client closes", func(_ *world, c *Client, _ identity.NodeID) { c.Session().Close(context.Background()) }, session.ErrClosed},
 		{"hub revokes", func(w *world, _ *Client, me identity.NodeID) {
-			if n := w.hub.RevokeNode(context.Background(), me); n != 1 {
-				w.t.Errorf("revoked %d sessions", n)
+			if n := w.Hub.RevokeNode(context.Background(), me); n != 1 {
+				w.T.Errorf("revoked %d sessions", n)
 			}
 		}, session.ErrRevoked},
 	}
@@ -303,7 +259,7 @@ func TestSessionEnd(t *testing.T) {
 			w := newWorld(t, hub.Config{DefaultMode: ops.ModeReadWrite})
 			w.startSilentNode("quiet")
 			w.startNode("pi", time.Hour, "temp")
-			me := w.member(identity.RoleClient, "bridge")
+			me := w.Member(identity.RoleClient, "bridge")
 			c, ran := w.startClientAs(context.Background(), me)
 			ctx, cancel := context.WithTimeout(context.Background(), wait)
 			defer cancel()

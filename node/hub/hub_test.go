@@ -2,8 +2,6 @@ package hub_test
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"sync"
 	"testing"
 	"time"
@@ -12,19 +10,16 @@ import (
 
 	"github.com/myclerk/myclerk-bridge/node/agent"
 	"github.com/myclerk/myclerk-bridge/node/hub"
+	"github.com/myclerk/myclerk-bridge/node/hub/hubtest"
 	"github.com/myclerk/myclerk-bridge/node/identity"
 	"github.com/myclerk/myclerk-bridge/node/ops"
 	"github.com/myclerk/myclerk-bridge/node/session"
-	"github.com/myclerk/myclerk-bridge/node/transport"
 	"github.com/myclerk/myclerk-bridge/wire"
 	"github.com/myclerk/myclerk-bridge/wire/payload"
 )
 
 type world struct {
-	t     *testing.T
-	root  *identity.Root
-	hubID *identity.Identity
-	hub   *hub.Hub
+	*hubtest.World
 	clock *clock
 }
 
@@ -41,43 +36,9 @@ func (c *clock) Add(d time.Duration) {
 }
 
 func newWorld(t *testing.T, cfg hub.Config) *world {
-	root, _ := identity.NewRoot(rand.Reader)
-	w := &world{t: t, root: root, clock: &clock{now: time.Now()}}
-	w.hubID = w.member(identity.RoleHub, "nas")
-	cfg.Clock = w.clock.Now
-	cfg.Log = zerolog.Nop()
-	w.hub = hub.New(cfg)
-	return w
-}
-
-func (w *world) member(role identity.Role, name string) *identity.Identity {
-	priv, id, _ := identity.NewNodeKey(rand.Reader)
-	c, err := w.root.Issue(id, role, name, priv.Public().(ed25519.PublicKey), time.Now(), time.Hour)
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	return &identity.Identity{Cert: c, Private: priv}
-}
-
-func (w *world) cfg(id *identity.Identity) *session.Config {
-	return &session.Config{Identity: id, Root: w.root.Public(), Tier: wire.Tier3, Floor: wire.Tier3, Rand: rand.Reader, Log: zerolog.Nop()}
-}
-
-// connect opens a session from id to the hub and serves the hub's side.
-func (w *world) connect(id *identity.Identity) *session.Session {
-	cc, sc := transport.Pipe()
-	ctx := context.Background()
-	go func() {
-		s, err := (&session.Responder{Config: w.cfg(w.hubID)}).Accept(ctx, sc)
-		if err == nil {
-			w.hub.Serve(ctx, s)
-		}
-	}()
-	s, err := session.Dial(ctx, cc, w.cfg(id))
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	return s
+	c := &clock{now: time.Now()}
+	cfg.Clock = c.Now
+	return &world{World: hubtest.New(t, cfg), clock: c}
 }
 
 // client sends requests and matches answers by request ID; events are
@@ -160,10 +121,10 @@ func (c *client) do(op wire.Op, req ops.Request) (ops.Reply, wire.Code) {
 // startNode connects a node with a fast simulated sensor.
 func (w *world) startNode(name string) *agent.SimSensor {
 	sensor := agent.NewSimSensor("temp", "Living room", 21, 20*time.Millisecond)
-	s := w.connect(w.member(identity.RoleNode, name))
+	s := w.Connect(w.Member(identity.RoleNode, name))
 	go (&agent.Agent{Devices: []agent.Device{sensor}, Log: zerolog.Nop()}).Serve(context.Background(), s)
 	// Wait until the hub knows the device.
-	for i := 0; i < 200 && len(w.hub.Devices()) == 0; i++ {
+	for i := 0; i < 200 && len(w.Hub.Devices()) == 0; i++ {
 		time.Sleep(5 * time.Millisecond)
 	}
 	return sensor
@@ -172,8 +133,8 @@ func (w *world) startNode(name string) *agent.SimSensor {
 func TestDevicesLocksEventsRelay(t *testing.T) {
 	w := newWorld(t, hub.Config{DefaultMode: ops.ModeReadWrite})
 	w.startNode("pi")
-	a := newClient(t, w.connect(w.member(identity.RoleClient, "phone")))
-	b := newClient(t, w.connect(w.member(identity.RoleClient, "laptop")))
+	a := newClient(t, w.Connect(w.Member(identity.RoleClient, "phone")))
+	b := newClient(t, w.Connect(w.Member(identity.RoleClient, "laptop")))
 
 	r, code := a.do(wire.OpDeviceList, ops.Request{})
 	if code != wire.CodeOK || len(r.Devices) != 1 || r.Devices[0].ID != "pi/temp" || !r.Devices[0].Available || r.Devices[0].Owner != "pi" {
@@ -236,8 +197,8 @@ func TestDevicesLocksEventsRelay(t *testing.T) {
 func TestACLModes(t *testing.T) {
 	w := newWorld(t, hub.Config{DefaultMode: ops.ModeNone, Admins: []string{"admin"}})
 	w.startNode("pi")
-	admin := newClient(t, w.connect(w.member(identity.RoleClient, "admin")))
-	guest := newClient(t, w.connect(w.member(identity.RoleClient, "guest")))
+	admin := newClient(t, w.Connect(w.Member(identity.RoleClient, "admin")))
+	guest := newClient(t, w.Connect(w.Member(identity.RoleClient, "guest")))
 
 	if r, _ := guest.do(wire.OpDeviceList, ops.Request{}); len(r.Devices) != 0 {
 		t.Errorf("guest sees %d devices without a grant", len(r.Devices))
@@ -292,19 +253,19 @@ func TestACLModes(t *testing.T) {
 
 func TestNodeDisconnectMakesDevicesUnavailable(t *testing.T) {
 	w := newWorld(t, hub.Config{DefaultMode: ops.ModeReadWrite})
-	s := w.connect(w.member(identity.RoleNode, "pi"))
+	s := w.Connect(w.Member(identity.RoleNode, "pi"))
 	go (&agent.Agent{Devices: []agent.Device{agent.NewSimSensor("temp", "t", 20, time.Hour)}, Log: zerolog.Nop()}).Serve(context.Background(), s)
-	for i := 0; i < 200 && len(w.hub.Devices()) == 0; i++ {
+	for i := 0; i < 200 && len(w.Hub.Devices()) == 0; i++ {
 		time.Sleep(5 * time.Millisecond)
 	}
 	s.Close(context.Background())
-	for i := 0; i < 200 && w.hub.Devices()[0].Available; i++ {
+	for i := 0; i < 200 && w.Hub.Devices()[0].Available; i++ {
 		time.Sleep(5 * time.Millisecond)
 	}
-	if w.hub.Devices()[0].Available {
+	if w.Hub.Devices()[0].Available {
 		t.Error("device still available after its node left")
 	}
-	c := newClient(t, w.connect(w.member(identity.RoleClient, "phone")))
+	c := newClient(t, w.Connect(w.Member(identity.RoleClient, "phone")))
 	if _, code := c.do(wire.OpDeviceConfigure, ops.Request{Device: "pi/temp"}); code != wire.CodeServiceUnavailable {
 		t.Errorf("configure of an offline device: %v", code)
 	}

@@ -47,10 +47,7 @@ func dial(ctx context.Context, conn transport.Conn, cfg *Config, after func(*Ses
 	if err != nil {
 		return nil, err
 	}
-	if err := conn.WriteFrame(ctx, initFrame); err != nil {
-		return nil, fmt.Errorf("failed to send SESSION_INIT: %w", err)
-	}
-	ackFrame, f, err := readHello(ctx, conn, wire.OpSessionAck)
+	ackFrame, f, err := exchangeHello(ctx, conn, initFrame, wire.OpSessionInit, wire.OpSessionAck)
 	if err != nil {
 		return nil, err
 	}

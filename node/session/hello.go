@@ -43,6 +43,15 @@ func (e *ephemeral) hello(op wire.Op, sid uint16, now time.Time, p interface{ Ma
 
 // readHello reads the peer's handshake frame, which must be op; a Tier 1
 // ERROR in its place becomes an error (ErrPeerError).
+// exchangeHello sends a dialer's hello frame (of op sent) and reads the
+// responder's answer, which must be op want.
+func exchangeHello(ctx context.Context, conn transport.Conn, frame []byte, sent, want wire.Op) ([]byte, wire.Frame, error) {
+	if err := conn.WriteFrame(ctx, frame); err != nil {
+		return nil, wire.Frame{}, fmt.Errorf("failed to send %v: %w", sent, err)
+	}
+	return readHello(ctx, conn, want)
+}
+
 func readHello(ctx context.Context, conn transport.Conn, op wire.Op) ([]byte, wire.Frame, error) {
 	b, err := conn.ReadFrame(ctx)
 	if err != nil {

@@ -144,10 +144,7 @@ func resume(ctx context.Context, conn transport.Conn, cfg *Config, t Ticket) (*S
 	if err != nil {
 		return nil, err
 	}
-	if err := conn.WriteFrame(ctx, resumeFrame); err != nil {
-		return nil, fmt.Errorf("failed to send SESSION_RESUME: %w", err)
-	}
-	resumedFrame, f, err := readHello(ctx, conn, wire.OpSessionResumed)
+	resumedFrame, f, err := exchangeHello(ctx, conn, resumeFrame, wire.OpSessionResume, wire.OpSessionResumed)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,79 @@
+// Package hubtest is a family for tests of code that talks to a hub: a
+// root key, a hub, members certified by the root, and sessions to the hub
+// over in-memory pipes, served by the hub as a listener's would be.
+package hubtest
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/myclerk/myclerk-bridge/node/hub"
+	"github.com/myclerk/myclerk-bridge/node/identity"
+	"github.com/myclerk/myclerk-bridge/node/session"
+	"github.com/myclerk/myclerk-bridge/node/transport"
+	"github.com/myclerk/myclerk-bridge/wire"
+)
+
+// World is a family root, its hub and the hub's identity.
+type World struct {
+	T     testing.TB
+	Root  *identity.Root
+	HubID *identity.Identity
+	Hub   *hub.Hub
+}
+
+// New makes a family with a hub configured by cfg (its logger is
+// replaced by a silent one).
+func New(t testing.TB, cfg hub.Config) *World {
+	root, err := identity.NewRoot(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &World{T: t, Root: root}
+	w.HubID = w.Member(identity.RoleHub, "nas")
+	cfg.Log = zerolog.Nop()
+	w.Hub = hub.New(cfg)
+	return w
+}
+
+// Member certifies a new family member.
+func (w *World) Member(role identity.Role, name string) *identity.Identity {
+	priv, id, err := identity.NewNodeKey(rand.Reader)
+	if err != nil {
+		w.T.Fatal(err)
+	}
+	c, err := w.Root.Issue(id, role, name, priv.Public().(ed25519.PublicKey), time.Now(), time.Hour)
+	if err != nil {
+		w.T.Fatal(err)
+	}
+	return &identity.Identity{Cert: c, Private: priv}
+}
+
+// Config is a Tier 3 session configuration for id.
+func (w *World) Config(id *identity.Identity) *session.Config {
+	return &session.Config{Identity: id, Root: w.Root.Public(), Tier: wire.Tier3, Floor: wire.Tier3, Rand: rand.Reader, Log: zerolog.Nop()}
+}
+
+// Connect opens a session from id to the hub, whose side the hub serves
+// until the session ends; the session is closed when the test ends.
+func (w *World) Connect(id *identity.Identity) *session.Session {
+	cc, sc := transport.Pipe()
+	ctx := context.Background()
+	go func() {
+		s, err := (&session.Responder{Config: w.Config(w.HubID)}).Accept(ctx, sc)
+		if err == nil {
+			w.Hub.Serve(ctx, s)
+		}
+	}()
+	s, err := session.Dial(ctx, cc, w.Config(id))
+	if err != nil {
+		w.T.Fatal(err)
+	}
+	w.T.Cleanup(func() { s.Close(context.Background()) })
+	return s
+}
