@@ -14,6 +14,9 @@ import (
 // mayAdminister reports whether peer may change the ACL and routes of
 // device d: its owner, or an admin; h.mu is held.
 func (h *Hub) mayAdminister(peer *identity.Certificate, d *device) bool {
+	if h.foreign[peer.Node] {
+		return false
+	}
 	return (d != nil && d.owner == peer.Node) || slices.Contains(h.cfg.Admins, peer.Name)
 }
 

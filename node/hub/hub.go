@@ -58,6 +58,20 @@ type Config struct {
 	Store *store.Store
 	Clock func() time.Time
 	Log   zerolog.Logger
+	// Family is the hub's own family. Peers of other families (federation,
+	// PROFILE.md §P40) get only what the ACL grants them by name: no
+	// default mode, no admin rights, no devices of their own.
+	Family identity.FamilyID
+}
+
+// PeerName is how the hub names a peer in ACLs, routes and listings: its
+// certificate's name, qualified with the first 8 hex digits of its family
+// when it is of another family than own ("nas@1a2b3c4d").
+func PeerName(c *identity.Certificate, own identity.FamilyID) string {
+	if c.Family == own || own == (identity.FamilyID{}) {
+		return c.Name
+	}
+	return c.Name + "@" + c.Family.String()[:8]
 }
 
 type device struct {
@@ -89,13 +103,15 @@ type Hub struct {
 	relays  map[uint32]pending
 	relayID uint32
 	live    map[identity.NodeID]map[*session.Session]bool // every session, by peer
+	foreign map[identity.NodeID]bool                      // peers of other families
 }
 
 // New returns an empty hub.
 func New(cfg Config) *Hub {
 	return &Hub{cfg: cfg, devices: map[string]*device{}, owners: map[identity.NodeID]*session.Session{},
 		names: map[string]identity.NodeID{}, acl: map[string]map[identity.NodeID]ops.Mode{},
-		routes: map[uint64]ops.Route{}, relays: map[uint32]pending{}, live: map[identity.NodeID]map[*session.Session]bool{}}
+		routes: map[uint64]ops.Route{}, relays: map[uint32]pending{}, live: map[identity.NodeID]map[*session.Session]bool{},
+		foreign: map[identity.NodeID]bool{}}
 }
 
 func (h *Hub) now() time.Time {
@@ -108,12 +124,19 @@ func (h *Hub) now() time.Time {
 // Serve handles one authenticated session until it ends; the devices of a
 // node that disconnects become unavailable and its locks are released.
 func (h *Hub) Serve(ctx context.Context, s *session.Session) error {
+	return h.ServeGated(ctx, s, nil)
+}
+
+// ServeGated is Serve with a gate: while gate returns an error, requests
+// are answered with it instead of served (a federated family's session
+// waits so until a person has confirmed its code).
+func (h *Hub) ServeGated(ctx context.Context, s *session.Session, gate func() error) error {
 	peer := s.Peer()
 	if peer == nil {
 		return errors.New("hub: session without a verified peer")
 	}
+	h.KnowNode(peer)
 	h.mu.Lock()
-	h.names[peer.Name] = peer.Node
 	if h.live[peer.Node] == nil {
 		h.live[peer.Node] = map[*session.Session]bool{}
 	}
@@ -125,6 +148,14 @@ func (h *Hub) Serve(ctx context.Context, s *session.Session) error {
 		m, err := s.Recv(ctx)
 		if err != nil {
 			return err
+		}
+		if gate != nil {
+			if err := gate(); err != nil {
+				var req ops.Request
+				ops.Unmarshal(m.Payload, &req) // the request ID, when there is one
+				sendError(ctx, s, req.Req, err)
+				continue
+			}
 		}
 		if err := h.handle(ctx, s, peer, m); err != nil {
 			log.Warn().Err(err).Stringer("op", m.Op).Msg("Failed to handle a request")
@@ -326,6 +357,9 @@ func (h *Hub) access(id string, node identity.NodeID, read, write bool) (*device
 // read-write, others what the ACL says, else the hub's default; h.mu is
 // held.
 func (h *Hub) mode(id string, node identity.NodeID, d *device) ops.Mode {
+	if h.foreign[node] {
+		return h.acl[id][node] // absent: ModeNone
+	}
 	if d != nil && d.owner == node || slices.Contains(h.cfg.Admins, h.nameOf(node)) {
 		return ops.ModeReadWrite
 	}
@@ -350,6 +384,13 @@ func (h *Hub) view(d *device) ops.Device {
 		v.LockedBy, v.LockExpires = h.nameOf(d.lockedBy), d.lockExpires.Unix()
 	}
 	return v
+}
+
+// isForeign reports whether node is of another family.
+func (h *Hub) isForeign(node identity.NodeID) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.foreign[node]
 }
 
 func (h *Hub) nameOf(id identity.NodeID) string {
@@ -391,7 +432,7 @@ func (h *Hub) announce(s *session.Session, peer *identity.Certificate, p []byte)
 	if err := ops.Unmarshal(p, &a); err != nil {
 		return err
 	}
-	if peer.Role != identity.RoleNode && peer.Role != identity.RoleHub {
+	if h.isForeign(peer.Node) || peer.Role != identity.RoleNode && peer.Role != identity.RoleHub {
 		return fmt.Errorf("%s (a %v) may not announce devices: %w", peer.Name, peer.Role, ErrNotOwner)
 	}
 	h.mu.Lock()

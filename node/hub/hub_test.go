@@ -2,7 +2,10 @@ package hub_test
 
 import (
 	"context"
+	"crypto/rand"
+	"github.com/myclerk/myclerk-bridge/node/transport"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -268,5 +271,84 @@ func TestNodeDisconnectMakesDevicesUnavailable(t *testing.T) {
 	c := newClient(t, w.Connect(w.Member(identity.RoleClient, "phone")))
 	if _, code := c.do(wire.OpDeviceConfigure, ops.Request{Device: "pi/temp"}); code != wire.CodeServiceUnavailable {
 		t.Errorf("configure of an offline device: %v", code)
+	}
+}
+
+// TestForeignPeer: a hub of another family (federation) gets exactly what
+// the ACL grants its qualified name: no default mode, no devices of its
+// own, no ACL changes; and a gate holds its requests until it opens.
+func TestForeignPeer(t *testing.T) {
+	w := newWorld(t, hub.Config{DefaultMode: ops.ModeReadWrite, Admins: []string{"admin"}})
+	w.startNode("pi")
+	other, err := identity.NewRoot(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ohub := &hubtest.World{T: t, Root: other}
+	visitor := ohub.Member(identity.RoleHub, "nas")
+	f := newClient(t, w.ConnectForeign(visitor, other))
+	admin := newClient(t, w.Connect(w.Member(identity.RoleClient, "admin")))
+	name := hub.PeerName(visitor.Cert, w.Root.Family())
+	if name != "nas@"+other.Family().String()[:8] {
+		t.Fatalf("PeerName = %q", name)
+	}
+
+	if r, code := f.do(wire.OpDeviceList, ops.Request{}); code != wire.CodeOK || len(r.Devices) != 0 {
+		t.Fatalf("a foreign hub sees %v %+v before any grant", code, r.Devices)
+	}
+	if _, code := f.do(wire.OpDeviceInfo, ops.Request{Device: "pi/temp"}); code != wire.CodeForbidden {
+		t.Errorf("info before a grant: %v", code)
+	}
+	if _, code := f.do(wire.OpACLGrant, ops.Request{Device: "pi/temp", Node: name, Mode: ops.ModeReadWrite}); code != wire.CodeForbidden {
+		t.Errorf("a foreign hub granted itself access: %v", code)
+	}
+	if _, code := admin.do(wire.OpACLGrant, ops.Request{Device: "pi/temp", Node: name, Mode: ops.ModeRead}); code != wire.CodeOK {
+		t.Fatalf("grant to %s: %v", name, code)
+	}
+	if r, code := f.do(wire.OpDeviceList, ops.Request{}); code != wire.CodeOK || len(r.Devices) != 1 || r.Devices[0].ID != "pi/temp" {
+		t.Fatalf("after the grant: %v %+v", code, r.Devices)
+	}
+	if _, code := f.do(wire.OpDeviceLock, ops.Request{Device: "pi/temp"}); code != wire.CodeForbidden {
+		t.Errorf("lock with read-only access: %v", code)
+	}
+	b, _ := ops.Marshal(ops.Announce{Devices: []ops.Device{{ID: "cam", Kind: "camera"}}})
+	f.s.Send(context.Background(), wire.OpDeviceAnnounce, b)
+	time.Sleep(50 * time.Millisecond)
+	for _, d := range w.Hub.Devices() {
+		if d.ID != "pi/temp" {
+			t.Errorf("a foreign hub announced %s", d.ID)
+		}
+	}
+}
+
+func TestServeGated(t *testing.T) {
+	w := newWorld(t, hub.Config{DefaultMode: ops.ModeReadWrite})
+	w.startNode("pi")
+	var open atomic.Bool
+	untrusted := &wire.Error{Code: wire.CodeFederationUntrusted, Reason: "not confirmed yet"}
+	cc, sc := transport.Pipe()
+	ctx := context.Background()
+	go func() {
+		s, err := (&session.Responder{Config: w.Config(w.HubID)}).Accept(ctx, sc)
+		if err == nil {
+			w.Hub.ServeGated(ctx, s, func() error {
+				if open.Load() {
+					return nil
+				}
+				return untrusted
+			})
+		}
+	}()
+	s, err := session.Dial(ctx, cc, w.Config(w.Member(identity.RoleClient, "phone")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(t, s)
+	if _, code := c.do(wire.OpDeviceList, ops.Request{}); code != wire.CodeFederationUntrusted {
+		t.Fatalf("closed gate: %v", code)
+	}
+	open.Store(true)
+	if r, code := c.do(wire.OpDeviceList, ops.Request{}); code != wire.CodeOK || len(r.Devices) != 1 {
+		t.Fatalf("open gate: %v %+v", code, r)
 	}
 }

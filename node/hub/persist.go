@@ -66,7 +66,10 @@ func (h *Hub) Load(ctx context.Context) error {
 // the store knows).
 func (h *Hub) KnowNode(c *identity.Certificate) {
 	h.mu.Lock()
-	h.names[c.Name] = c.Node
+	h.names[PeerName(c, h.cfg.Family)] = c.Node
+	if c.Family != h.cfg.Family && h.cfg.Family != (identity.FamilyID{}) {
+		h.foreign[c.Node] = true
+	}
 	h.mu.Unlock()
 }
 

@@ -225,7 +225,7 @@ func StartHub(ctx context.Context, c *config.Config, log zerolog.Logger) (*Hub, 
 	}
 	mode, _ := ops.ParseMode(c.ACL.DefaultMode)
 	h := &Hub{Root: root, Identity: id, Store: st, cfg: c, log: log, Addrs: map[string]string{},
-		Registry: hub.New(hub.Config{DefaultMode: mode, Admins: c.ACL.Admins, Store: st, Log: log})}
+		Registry: hub.New(hub.Config{DefaultMode: mode, Admins: c.ACL.Admins, Store: st, Log: log, Family: root.Family()})}
 	if err := h.Registry.Load(ctx); err != nil {
 		return nil, err
 	}

@@ -292,7 +292,15 @@ func (s *Session) verifyAuth(ctx context.Context, m Message, th [32]byte) error 
 		s.sendError(ctx, wire.CodeBadRequest, m.Counter, 0, "malformed SESSION_AUTH")
 		return fmt.Errorf("%w: %w", ErrHandshake, err)
 	}
-	c, err := identity.VerifyPeer(s.cfg.Root, a.Certificate, a.Signature[:], 1-s.dir, th, s.cfg.now(), s.cfg.Revoked)
+	root := s.cfg.Root
+	if s.cfg.Foreign != nil {
+		if pc, err := identity.ParseCertificate(a.Certificate); err == nil && pc.Family != identity.FamilyOf(root) {
+			if k, ok := s.cfg.Foreign(pc.Family); ok {
+				root = k
+			}
+		}
+	}
+	c, err := identity.VerifyPeer(root, a.Certificate, a.Signature[:], 1-s.dir, th, s.cfg.now(), s.cfg.Revoked)
 	if err != nil {
 		s.reject(err, "Refused a peer identity")
 		s.sendError(ctx, wire.CodeOf(err), m.Counter, 0, wire.ReasonOf(err))

@@ -44,6 +44,10 @@ type Config struct {
 	// the peer's certificate must chain to.
 	Identity *identity.Identity
 	Root     ed25519.PublicKey
+	// Foreign returns the root key of another family whose members this
+	// node accepts as peers (federation, PROFILE.md §P40); nil accepts
+	// only Root's family.
+	Foreign func(identity.FamilyID) (ed25519.PublicKey, bool)
 
 	// Tier is the tier this node asks for (initiator) or at most grants
 	// (responder); Floor is the lowest it accepts (at least 3).
@@ -144,6 +148,7 @@ type Session struct {
 
 	// The in-session re-handshake (rekey.go).
 	th        [32]byte  // the current keys' transcript hash
+	th0       [32]byte  // the handshake's transcript hash
 	keyStart  time.Time // when the current keys were made
 	rekeyMu   sync.Mutex
 	rekey     *rekeyState
@@ -162,7 +167,7 @@ func newSession(conn transport.Conn, cfg *Config, dir wire.Direction, id uint16,
 	}
 	s.opener.Skew = skew
 	s.resumption = wire.ResumptionSecret(sec.SessionKey, sec.TranscriptHash)
-	s.th, s.keyStart = sec.TranscriptHash, now
+	s.th, s.th0, s.keyStart = sec.TranscriptHash, sec.TranscriptHash, now
 	s.handshaking = true
 	s.lastRecv.Store(now.UnixNano())
 	s.log = cfg.Log.With().Uint16("session_id", id).Str("remote", conn.RemoteAddr()).Logger()
@@ -174,6 +179,12 @@ func (s *Session) ID() uint16 { return s.id }
 
 // Tier returns the negotiated tier.
 func (s *Session) Tier() wire.Tier { return s.tier }
+
+// HandshakeHash is the transcript hash of the handshake that opened the
+// session (not of later re-handshakes): both ends hold the same value, and
+// a man in the middle would hold two different ones, so a code derived
+// from it can be compared by people (federation, §P40).
+func (s *Session) HandshakeHash() [32]byte { return s.th0 }
 
 // Peer returns the peer's verified certificate.
 func (s *Session) Peer() *identity.Certificate { return s.peer }

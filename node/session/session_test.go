@@ -450,3 +450,47 @@ func TestOverTCP(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestFederatedPeer: hubs of two families accept each other only through
+// Foreign, which names the other family's root, and both ends hold the
+// same handshake hash (what the federation code is derived from).
+func TestFederatedPeer(t *testing.T) {
+	a, b := newFamily(t), newFamily(t)
+	pinned := func(f *family) func(identity.FamilyID) (ed25519.PublicKey, bool) {
+		return func(id identity.FamilyID) (ed25519.PublicKey, bool) {
+			if id == f.root.Family() {
+				return f.root.Public(), true
+			}
+			return nil, false
+		}
+	}
+	for _, tc := range []struct {
+		name           string
+		client, server func(identity.FamilyID) (ed25519.PublicKey, bool)
+		ok             bool
+	}{
+		{"both pinned", pinned(a), pinned(b), true},
+		{"server knows no foreign root", pinned(a), nil, false},
+		{"server pinned a third family", pinned(a), pinned(newFamily(t)), false},
+		{"client pinned a third family", pinned(newFamily(t)), pinned(b), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ccfg, scfg := b.config(b.hub, wire.Tier4), a.config(a.hub, wire.Tier4)
+			ccfg.Foreign, scfg.Foreign = tc.client, tc.server
+			cc, sc := transport.Pipe()
+			p, cerr, serr := connect(t, cc, sc, ccfg, &Responder{Config: scfg})
+			if tc.ok != (cerr == nil && serr == nil) {
+				t.Fatalf("client %v, server %v; want success %v", cerr, serr, tc.ok)
+			}
+			if !tc.ok {
+				return
+			}
+			if p.server.Peer().Family != b.root.Family() || p.client.Peer().Family != a.root.Family() {
+				t.Errorf("peers: %v / %v", p.server.Peer().Family, p.client.Peer().Family)
+			}
+			if p.client.HandshakeHash() != p.server.HandshakeHash() || p.client.HandshakeHash() == ([32]byte{}) {
+				t.Error("the two ends hold different handshake hashes")
+			}
+		})
+	}
+}

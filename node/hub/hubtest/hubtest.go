@@ -37,6 +37,9 @@ func New(t testing.TB, cfg hub.Config) *World {
 	w := &World{T: t, Root: root}
 	w.HubID = w.Member(identity.RoleHub, "nas")
 	cfg.Log = zerolog.Nop()
+	if cfg.Family == (identity.FamilyID{}) {
+		cfg.Family = root.Family()
+	}
 	w.Hub = hub.New(cfg)
 	return w
 }
@@ -62,15 +65,33 @@ func (w *World) Config(id *identity.Identity) *session.Config {
 // Connect opens a session from id to the hub, whose side the hub serves
 // until the session ends; the session is closed when the test ends.
 func (w *World) Connect(id *identity.Identity) *session.Session {
+	return w.connect(w.Config(id), w.Config(w.HubID))
+}
+
+// ConnectForeign opens a session to the hub from id, a member of the
+// family of foreign (federation): each end accepts the other's root.
+func (w *World) ConnectForeign(id *identity.Identity, foreign *identity.Root) *session.Session {
+	ccfg, scfg := w.Config(id), w.Config(w.HubID)
+	ccfg.Root = foreign.Public()
+	ccfg.Foreign = only(w.Root)
+	scfg.Foreign = only(foreign)
+	return w.connect(ccfg, scfg)
+}
+
+func only(r *identity.Root) func(identity.FamilyID) (ed25519.PublicKey, bool) {
+	return func(id identity.FamilyID) (ed25519.PublicKey, bool) { return r.Public(), id == r.Family() }
+}
+
+func (w *World) connect(ccfg, scfg *session.Config) *session.Session {
 	cc, sc := transport.Pipe()
 	ctx := context.Background()
 	go func() {
-		s, err := (&session.Responder{Config: w.Config(w.HubID)}).Accept(ctx, sc)
+		s, err := (&session.Responder{Config: scfg}).Accept(ctx, sc)
 		if err == nil {
 			w.Hub.Serve(ctx, s)
 		}
 	}()
-	s, err := session.Dial(ctx, cc, w.Config(id))
+	s, err := session.Dial(ctx, cc, ccfg)
 	if err != nil {
 		w.T.Fatal(err)
 	}
