@@ -592,3 +592,48 @@ func testMatrixRecords(t *testing.T, b backend) {
 		t.Error("Prune kept an event recorded before its horizon")
 	}
 }
+
+func testFederations(t *testing.T, b backend) {
+	ctx := t.Context()
+	s, _ := open(t, b)
+	f := &Federation{Label: "grandma", RoomID: "!r:a", PeerBot: "@bot:b", Dialer: true, Admin: "@me:a", CreatedAt: at(100)}
+	if err := s.Federations.Add(ctx, f); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Federations.Add(ctx, &Federation{Label: "other", RoomID: "!r:a", PeerBot: "@x:c", Admin: "@me:a", CreatedAt: at(100)}); err == nil {
+		t.Error("two federations share a room")
+	}
+	if ok, err := s.Federations.Pin(ctx, "grandma", at(101)); err != nil || ok {
+		t.Errorf("Pin without a root key = %v, %v; want false", ok, err)
+	}
+	root, _, _ := ed25519.GenerateKey(nil)
+	if err := s.Federations.SetPeer(ctx, "grandma", root, []byte("cert")); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.Federations.Pin(ctx, "grandma", at(102)); err != nil || !ok {
+		t.Fatalf("Pin = %v, %v", ok, err)
+	}
+	other, _, _ := ed25519.GenerateKey(nil)
+	if err := s.Federations.SetPeer(ctx, "grandma", other, nil); err != nil {
+		t.Fatal(err)
+	}
+	g, err := s.Federations.Get(ctx, "grandma")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !g.Dialer || g.PeerBot != "@bot:b" || !g.RootKey.Equal(root) || string(g.PeerCert) != "cert" || !g.Trusted() || g.Family() != identity.FamilyOf(root) {
+		t.Errorf("pinned federation changed or read back wrong: %+v", g)
+	}
+	if err := s.Federations.Revoke(ctx, "grandma", at(103)); err != nil {
+		t.Fatal(err)
+	}
+	if g, _ := s.Federations.Get(ctx, "grandma"); g.Trusted() {
+		t.Error("a revoked federation is trusted")
+	}
+	if _, err := s.Federations.Get(ctx, "nobody"); !errors.Is(err, ErrNoFederation) {
+		t.Errorf("Get(nobody) = %v", err)
+	}
+	if l, err := s.Federations.List(ctx); err != nil || len(l) != 1 {
+		t.Errorf("List = %d, %v", len(l), err)
+	}
+}

@@ -65,6 +65,7 @@ type Store struct {
 	Sessions    *SessionQuery
 	Codes       *CodeQuery
 	Matrix      *MatrixQuery
+	Federations *FederationQuery
 }
 
 // Open connects to the database and applies the migrations it lacks.
@@ -117,6 +118,7 @@ func Open(ctx context.Context, driver, dsn string) (*Store, error) {
 		Sessions:    &SessionQuery{db: db},
 		Codes:       &CodeQuery{db: db},
 		Matrix:      &MatrixQuery{db: db},
+		Federations: &FederationQuery{db: db},
 	}
 	if err := s.upgrade(ctx, migs); err != nil {
 		db.Close()

@@ -51,6 +51,7 @@ var suite = []struct {
 	{"Availability", testAvailability},
 	{"PairingCodes", testPairingCodes},
 	{"MatrixRecords", testMatrixRecords},
+	{"Federations", testFederations},
 }
 
 // backend is one database server the suite runs against.
