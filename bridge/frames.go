@@ -56,11 +56,21 @@ func (f *frames) handle(ctx context.Context, evt *event.Event) {
 		log.Info().Err(err).Msg("Dropped a malformed frame event")
 		return
 	}
-	user, err := b.Bridge.GetUserByMXID(ctx, evt.Sender)
-	if err != nil || !user.Permissions.SendEvents {
+	// In a federation room only the other family's bot speaks; elsewhere
+	// the bridge's permissions say who may.
+	fed := b.Network.Federations.byRoom(evt.RoomID)
+	if fed != nil && evt.Sender.String() != fed.rec.PeerBot {
 		f.count("in", "forbidden")
-		log.Info().Msg("Dropped a frame event from a user the bridge's permissions do not allow")
+		log.Info().Msg("Dropped a frame event in a federation room from another user than the other family's bot")
 		return
+	}
+	if fed == nil {
+		user, err := b.Bridge.GetUserByMXID(ctx, evt.Sender)
+		if err != nil || !user.Permissions.SendEvents {
+			f.count("in", "forbidden")
+			log.Info().Msg("Dropped a frame event from a user the bridge's permissions do not allow")
+			return
+		}
 	}
 	first, err := b.Hub.Store.Matrix.MarkSeen(ctx, evt.ID.String(), time.Now())
 	if err != nil {
@@ -73,7 +83,7 @@ func (f *frames) handle(ctx context.Context, evt *event.Event) {
 		log.Debug().Msg("Dropped a frame event seen before")
 		return
 	}
-	c := f.conn(evt.RoomID, evt.Sender)
+	c := f.conn(evt.RoomID, evt.Sender, fed)
 	if c == nil {
 		f.count("in", "dropped")
 		log.Warn().Msg("Dropped a frame event: too many rooms with sessions")
@@ -92,18 +102,56 @@ func (f *frames) handle(ctx context.Context, evt *event.Event) {
 }
 
 // conn returns the room's connection, making one (and starting the hub's
-// side of a session on it) for a room's first frame.
-func (f *frames) conn(room id.RoomID, sender id.UserID) *matrixconn.Conn {
+// side of a session on it) for a room's first frame. In a federation room
+// where this side dials, only the dialer's own connection is returned.
+func (f *frames) conn(room id.RoomID, sender id.UserID, fed *fedLink) *matrixconn.Conn {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if c := f.rooms[room]; c != nil {
 		return c
 	}
-	if len(f.rooms) >= maxRoomSessions {
+	if len(f.rooms) >= maxRoomSessions || fed != nil && fed.rec.Dialer {
 		return nil
 	}
+	c := f.newConn(room, sender)
+	f.rooms[room] = c
+	go func() {
+		if fed != nil {
+			f.b.Network.Federations.accept(f.b.Network.ctx, fed, c)
+		} else {
+			f.b.Hub.Serve(c) // handshake, authentication, registry: as over TCP
+		}
+		f.close(c)
+	}()
+	return c
+}
+
+// open registers a connection this side dials on (a federation room);
+// close it with f.close.
+func (f *frames) open(room id.RoomID, peer id.UserID) *matrixconn.Conn {
+	c := f.newConn(room, peer)
+	f.mu.Lock()
+	if old := f.rooms[room]; old != nil {
+		old.Close()
+	}
+	f.rooms[room] = c
+	f.mu.Unlock()
+	return c
+}
+
+// close closes c and forgets it.
+func (f *frames) close(c *matrixconn.Conn) {
+	c.Close()
+	f.mu.Lock()
+	if f.rooms[c.Room()] == c {
+		delete(f.rooms, c.Room())
+	}
+	f.mu.Unlock()
+}
+
+func (f *frames) newConn(room id.RoomID, peer id.UserID) *matrixconn.Conn {
 	bot := f.b.Matrix.Bot
-	c := matrixconn.NewConn(room, sender, func(ctx context.Context, content frameevent.Content) error {
+	return matrixconn.NewConn(room, peer, func(ctx context.Context, content frameevent.Content) error {
 		_, err := bot.SendMessageEvent(ctx, room, FrameEventType, content)
 		if err != nil {
 			f.count("out", "failed")
@@ -112,17 +160,6 @@ func (f *frames) conn(room id.RoomID, sender id.UserID) *matrixconn.Conn {
 		}
 		return err
 	})
-	f.rooms[room] = c
-	go func() {
-		f.b.Hub.Serve(c) // handshake, authentication, registry: as over TCP
-		c.Close()
-		f.mu.Lock()
-		if f.rooms[room] == c {
-			delete(f.rooms, room)
-		}
-		f.mu.Unlock()
-	}()
-	return c
 }
 
 // depth is the number of frames waiting in all rooms' queues.

@@ -19,6 +19,8 @@ type Network struct {
 	b      *Bridge
 	br     *bridgev2.Bridge
 	frames *frames
+	// Federations are the families this one federates with.
+	Federations *Federations
 
 	ctx context.Context // the bridge's lifetime, for login goroutines
 
@@ -55,6 +57,7 @@ var (
 func newNetwork(b *Bridge) *Network {
 	n := &Network{b: b, ctx: context.Background(), logins: map[networkid.UserLoginID]*Member{}, avail: map[string]availState{}}
 	n.frames = newFrames(b)
+	n.Federations = newFederations(b)
 	return n
 }
 
@@ -64,6 +67,9 @@ func (n *Network) Init(br *bridgev2.Bridge) { n.br = br }
 // Start implements bridgev2.NetworkConnector.
 func (n *Network) Start(ctx context.Context) error {
 	n.ctx = context.WithoutCancel(ctx)
+	if err := n.Federations.start(n.ctx); err != nil {
+		return fmt.Errorf("federations: %w", err)
+	}
 	n.b.Metrics.watchQueue("myclerk_matrix_frame_queue", "Frames received through Matrix and not yet read by their sessions.", n.frames.depth)
 	return nil
 }

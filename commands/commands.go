@@ -18,6 +18,7 @@ import (
 	"time"
 
 	bcommands "maunium.net/go/mautrix/bridgev2/commands"
+	"maunium.net/go/mautrix/id"
 
 	"github.com/myclerk/myclerk-bridge/bridge"
 	"github.com/myclerk/myclerk-bridge/node/client"
@@ -72,6 +73,10 @@ func Register(b *bridge.Bridge, proc *bcommands.Processor) {
 		admin("nodes", "", "List the family's nodes with their 30-day availability (Core above 95 %).", c.nodes),
 		admin("pair", "[node|client]", "Make a one-time pairing code for a new node or client.", c.pair),
 		admin("remove-node", "<name>", "Revoke a node: it can no longer open sessions, and its live ones end.", c.removeNode),
+		admin("federation", "invite <label> <@bot:server> | accept <label> <room> | verify <label> <code> | grant <label> <device> <mode> | deny <label> <device> | revoke <label> | list",
+			"Federate with another family through Matrix: meet in a room, compare a code, grant devices.", c.federation),
+		member("remote", "<label> devices | info <device> | lock <device> [seconds] | unlock <device> | configure <device> <key=value>...",
+			"Use a federated family's devices (what it granted this family).", c.remote),
 	)
 }
 
@@ -509,4 +514,108 @@ func replyTable(ce *bcommands.Event, title string, head []string, rows [][]strin
 	}
 	b.WriteString("</tbody></table>")
 	ce.ReplyAdvanced(b.String(), false, true)
+}
+
+func (c *cmds) federation(ce *bcommands.Event) {
+	a := ce.Args
+	fed := c.b.Network.Federations
+	ctx, cancel := context.WithTimeout(ce.Ctx, callTimeout)
+	defer cancel()
+	switch {
+	case len(a) == 3 && a[0] == "invite":
+		room, err := fed.Invite(ctx, ce.User.MXID, a[1], id.UserID(a[2]))
+		if err != nil {
+			replyErr(ce, err)
+			return
+		}
+		ce.Reply("Made the federation room `%s`. Ask the other family's admin to send their bot:\n\n`federation accept LABEL %s`\n\n(LABEL: their name for this family). The code to compare appears here once the bridges connect.", room, room)
+	case len(a) == 3 && a[0] == "accept":
+		if err := fed.Accept(ctx, ce.User.MXID, a[1], id.RoomID(a[2])); err != nil {
+			replyErr(ce, err)
+			return
+		}
+		ce.Reply("Joined the federation room; connecting to family `%s`. The code to compare appears here once the bridges connect.", a[1])
+	case len(a) >= 3 && a[0] == "verify":
+		if err := fed.Verify(ctx, a[1], strings.Join(a[2:], "")); err != nil {
+			replyErr(ce, err)
+			return
+		}
+		ce.Reply("Confirmed: family `%s`'s key is pinned. Its hub gets what you grant it (`federation grant %s DEVICE MODE`).", a[1], a[1])
+	case len(a) == 4 && a[0] == "grant", len(a) == 3 && a[0] == "deny":
+		name, err := fed.PeerName(a[1])
+		if err != nil {
+			replyErr(ce, err)
+			return
+		}
+		ce.Args = append([]string{a[2], name}, a[3:]...)
+		if a[0] == "grant" {
+			c.asMember(ce, c.grant)
+		} else {
+			c.asMember(ce, c.deny)
+		}
+	case len(a) == 2 && a[0] == "revoke":
+		if err := fed.Revoke(ctx, a[1]); err != nil {
+			replyErr(ce, err)
+			return
+		}
+		ce.Reply("Revoked the federation with `%s`: its session ended and its key opens nothing here any more.", a[1])
+	case len(a) == 1 && a[0] == "list":
+		list := fed.List()
+		if len(list) == 0 {
+			ce.Reply("No federations. `$cmdprefix federation invite LABEL @bot:their.server` starts one.")
+			return
+		}
+		slices.SortFunc(list, func(x, y *store.Federation) int { return strings.Compare(x.Label, y.Label) })
+		rows := make([][]string, 0, len(list))
+		for _, f := range list {
+			state := "waiting for the code"
+			switch {
+			case !f.RevokedAt.IsZero():
+				state = "revoked"
+			case f.Trusted():
+				state = "confirmed"
+			}
+			role := "serves them"
+			if f.Dialer {
+				role = "uses theirs"
+			}
+			fam := f.Family().String()
+			if len(f.RootKey) == 0 {
+				fam = "unknown"
+			}
+			rows = append(rows, []string{f.Label, fam, f.PeerBot, role, state})
+		}
+		replyTable(ce, "Federations", []string{"Label", "Family", "Their bot", "Devices", "State"}, rows)
+	default:
+		usage(ce)
+	}
+}
+
+func (c *cmds) remote(ce *bcommands.Event, _ *bridge.Member, _ *client.Client) {
+	if len(ce.Args) < 2 {
+		usage(ce)
+		return
+	}
+	cli, err := c.b.Network.Federations.Client(ce.Args[0])
+	if err != nil {
+		replyErr(ce, err)
+		return
+	}
+	label, verb := ce.Args[0], ce.Args[1]
+	ce.Args = ce.Args[2:]
+	switch verb {
+	case "devices", "ls":
+		c.devices(ce, nil, cli)
+	case "info", "caps":
+		ce.Command = verb
+		c.info(ce, nil, cli)
+	case "lock":
+		c.lock(ce, nil, cli)
+	case "unlock":
+		c.unlock(ce, nil, cli)
+	case "configure", "set":
+		c.configure(ce, nil, cli)
+	default:
+		ce.Reply("`%s` is not something to do with family `%s`'s devices: devices, info, caps, lock, unlock or configure.", verb, label)
+	}
 }

@@ -35,6 +35,7 @@ import (
 // the homeserver, start the hub.
 type bridgeEnv struct {
 	dir, hs, hubCfg string
+	domain          string // the homeserver's server name
 	tcp, metrics    string
 	hub             *proc
 	bot             id.UserID
@@ -43,22 +44,33 @@ type bridgeEnv struct {
 }
 
 func newBridgeEnv(t testing.TB) *bridgeEnv {
+	return newBridgeEnvWith(t, false)
+}
+
+// newBridgeEnvWith makes the environment on a federating homeserver
+// (server name 127.0.0.1:PORT) when federated is set.
+func newBridgeEnvWith(t testing.TB, federated bool) *bridgeEnv {
 	dir := t.TempDir()
 	hsPort, asPort, tcpPort, metricsPort := freePort(t), freePort(t), freePort(t), freePort(t)
+	o := dendriteOpts{port: hsPort}
+	if federated {
+		o.fedPort = freePort(t)
+	}
+	domain := o.serverName()
 	cfg := fmt.Sprintf(`role: hub
 name: nas
 data_dir: ./hub
 log_level: info
 listen: {tcp: "127.0.0.1:%d", websocket: "", nats: "", metrics: "127.0.0.1:%d"}
-acl: {default_mode: none, admins: ["@admin:localhost"]}
+acl: {default_mode: none, admins: ["@admin:%[5]s"]}
 matrix:
-  homeserver: {address: "http://127.0.0.1:%d", domain: localhost}
-  appservice: {address: "http://127.0.0.1:%d", hostname: 127.0.0.1, port: %d}
+  homeserver: {address: "http://127.0.0.1:%[3]d", domain: %[5]q}
+  appservice: {address: "http://127.0.0.1:%[4]d", hostname: 127.0.0.1, port: %[4]d}
   bridge:
-    permissions: {"localhost": user, "@admin:localhost": admin}
+    permissions: {%[5]q: user, "@admin:%[5]s": admin}
   accept_old_servers: true
   device_sync: 300ms
-`, tcpPort, metricsPort, hsPort, asPort, asPort)
+`, tcpPort, metricsPort, hsPort, asPort, domain)
 	os.WriteFile(filepath.Join(dir, "hub.yaml"), []byte(cfg), 0o600)
 	if r := runBin(t, dir, "register", "-config", "hub.yaml"); r.code != 0 {
 		t.Fatalf("register: %s %s", r.stdout, r.stderr)
@@ -74,10 +86,11 @@ matrix:
 	if err := yaml.Unmarshal(b, &reg); err != nil || reg.HSToken == "" {
 		t.Fatalf("registration %s: %v", regPath, err)
 	}
-	e := &bridgeEnv{dir: dir, hubCfg: "hub.yaml", tcp: fmt.Sprintf("tcp://127.0.0.1:%d", tcpPort),
-		metrics: fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort), bot: "@myclerkbot:localhost",
+	e := &bridgeEnv{dir: dir, hubCfg: "hub.yaml", domain: domain, tcp: fmt.Sprintf("tcp://127.0.0.1:%d", tcpPort),
+		metrics: fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort), bot: id.UserID("@myclerkbot:" + domain),
 		hsToken: reg.HSToken, asURL: fmt.Sprintf("http://127.0.0.1:%d", asPort)}
-	e.hs = startDendriteWith(t, hsPort, regPath)
+	o.registrations = []string{regPath}
+	e.hs = startDendriteWith(t, o)
 	e.startHub(t)
 	return e
 }
@@ -189,9 +202,16 @@ func (e *bridgeEnv) command(t testing.TB, ctx context.Context, cli *mautrix.Clie
 		t.Fatal(err)
 	}
 	var got string
+	var seen []string
+	defer func() {
+		if t.Failed() && got == "" {
+			t.Logf("the bot's replies after %q: %q", body, seen)
+		}
+	}()
 	waitFor(t, ctx, fmt.Sprintf("a reply to %q containing %q", body, want), func() bool {
 		ns := notices(t, ctx, cli, room, e.bot)
-		for _, n := range ns[min(before, len(ns)):] {
+		seen = ns[min(before, len(ns)):]
+		for _, n := range seen {
 			if strings.Contains(n, want) {
 				got = n
 				return true

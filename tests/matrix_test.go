@@ -38,13 +38,30 @@ func dendriteDir(t testing.TB) string {
 // the CI configuration (open registration, no rate limits), and returns
 // its client URL.
 func startDendrite(t testing.TB) string {
-	return startDendriteWith(t, freePort(t))
+	return startDendriteWith(t, dendriteOpts{port: freePort(t)})
 }
 
-// startDendriteWith runs Dendrite on port with appservice registration
-// files.
-func startDendriteWith(t testing.TB, port int, registrations ...string) string {
+// dendriteOpts: the client port, and for a federating server the HTTPS
+// federation port (its server name is then 127.0.0.1:fedPort, with the
+// self-signed certificate of generate-keys, and it accepts its peers'
+// self-signed ones); appservice registration files.
+type dendriteOpts struct {
+	port, fedPort int
+	registrations []string
+}
+
+// serverName is the server's name in user IDs.
+func (o dendriteOpts) serverName() string {
+	if o.fedPort == 0 {
+		return "localhost"
+	}
+	return fmt.Sprintf("127.0.0.1:%d", o.fedPort)
+}
+
+// startDendriteWith runs Dendrite as o says and returns its client URL.
+func startDendriteWith(t testing.TB, o dendriteOpts) string {
 	bin := dendriteDir(t)
+	port := o.port
 	dir := t.TempDir()
 	run := func(name string, args ...string) []byte {
 		cmd := exec.Command(filepath.Join(bin, name), args...)
@@ -55,27 +72,41 @@ func startDendriteWith(t testing.TB, port int, registrations ...string) string {
 		}
 		return out
 	}
-	run("generate-keys", "-private-key", "matrix_key.pem")
-	cfg := run("generate-config", "-ci", "-dir", dir, "-server", "localhost")
-	if len(registrations) > 0 {
-		var doc map[string]any
-		if err := yaml.Unmarshal(cfg, &doc); err != nil {
-			t.Fatal(err)
+	run("generate-keys", "-private-key", "matrix_key.pem", "-tls-cert", "server.crt", "-tls-key", "server.key")
+	cfg := run("generate-config", "-ci", "-dir", dir, "-server", o.serverName())
+	var doc map[string]any
+	if err := yaml.Unmarshal(cfg, &doc); err != nil {
+		t.Fatal(err)
+	}
+	section := func(name string) map[string]any {
+		m, _ := doc[name].(map[string]any)
+		if m == nil {
+			m = map[string]any{}
+			doc[name] = m
 		}
-		as, _ := doc["app_service_api"].(map[string]any)
-		if as == nil {
-			as = map[string]any{}
-			doc["app_service_api"] = as
-		}
-		as["config_files"] = registrations
-		var err error
-		if cfg, err = yaml.Marshal(doc); err != nil {
-			t.Fatal(err)
-		}
+		return m
+	}
+	if len(o.registrations) > 0 {
+		section("app_service_api")["config_files"] = o.registrations
+	}
+	https := ""
+	if o.fedPort != 0 {
+		fed := section("federation_api")
+		fed["disable_tls_validation"] = true
+		fed["key_perspectives"] = []any{} // no notary servers: loopback only
+		https = fmt.Sprintf("127.0.0.1:%d", o.fedPort)
+	}
+	cfg, err := yaml.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(dir, "dendrite.yaml"), cfg, 0o600)
-	cmd := exec.Command(filepath.Join(bin, "dendrite"), "-config", "dendrite.yaml",
-		"-http-bind-address", fmt.Sprintf("127.0.0.1:%d", port), "-https-bind-address", "", "-really-enable-open-registration")
+	args := []string{"-config", "dendrite.yaml", "-http-bind-address", fmt.Sprintf("127.0.0.1:%d", port),
+		"-https-bind-address", https, "-really-enable-open-registration"}
+	if https != "" {
+		args = append(args, "-tls-cert", "server.crt", "-tls-key", "server.key")
+	}
+	cmd := exec.Command(filepath.Join(bin, "dendrite"), args...)
 	cmd.Dir = dir
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -183,3 +183,6 @@ func (c *Conn) Close() error {
 
 // Queued is the number of received frames waiting to be read.
 func (c *Conn) Queued() int { return len(c.in) }
+
+// Room is the Conn's room.
+func (c *Conn) Room() id.RoomID { return c.room }

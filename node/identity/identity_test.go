@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -166,5 +168,38 @@ func TestPairingCode(t *testing.T) {
 		if ok {
 			t.Errorf("%s accepted", name)
 		}
+	}
+}
+
+func TestFederationCode(t *testing.T) {
+	a := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{1}, 32)).Public().(ed25519.PublicKey)
+	b := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{2}, 32)).Public().(ed25519.PublicKey)
+	th := [32]byte{7}
+	code := FederationCode(th, a, b)
+	// The vector: recompute it from the formula in PROFILE.md §P40.
+	lo, hi := a, b
+	if bytes.Compare(lo, hi) > 0 {
+		lo, hi = hi, lo
+	}
+	sum := sha256.Sum256(append(append(append([]byte("myclerk federation code v1"), th[:]...), lo...), hi...))
+	n := binary.BigEndian.Uint32(sum[:4]) % 1_000_000
+	if want := fmt.Sprintf("%03d %03d", n/1000, n%1000); code != want {
+		t.Fatalf("code %q, want %q", code, want)
+	}
+	for _, tc := range []struct {
+		name  string
+		other string
+		same  bool
+	}{
+		{"roots swapped", FederationCode(th, b, a), true},
+		{"another transcript", FederationCode([32]byte{8}, a, b), false},
+		{"another root", FederationCode(th, a, a), false},
+	} {
+		if (tc.other == code) != tc.same {
+			t.Errorf("%s: %q vs %q", tc.name, tc.other, code)
+		}
+	}
+	if len(code) != 7 || code[3] != ' ' {
+		t.Errorf("code %q is not NNN NNN", code)
 	}
 }

@@ -1,9 +1,12 @@
 package identity
 
 import (
+	"bytes"
+	"crypto/ed25519"
 	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"strings"
@@ -95,4 +98,23 @@ func (c PairingCode) Proof(dir wire.Direction, th [32]byte, data ...[]byte) []by
 // Check reports, in constant time, whether proof is c's proof of data.
 func (c PairingCode) Check(proof []byte, dir wire.Direction, th [32]byte, data ...[]byte) bool {
 	return hmac.Equal(proof, c.Proof(dir, th, data...))
+}
+
+// FederationCode is the code the people of two federating families
+// compare (PROFILE.md §P40): six digits from SHA-256 over a label, the
+// session's handshake transcript hash and both families' root keys in
+// byte order. Both bridges of one session derive the same code; a man in
+// the middle, who must run two sessions with two transcripts (and could
+// not forge either root's certificates), shows each side another.
+func FederationCode(th [32]byte, a, b ed25519.PublicKey) string {
+	if bytes.Compare(a, b) > 0 {
+		a, b = b, a
+	}
+	h := sha256.New()
+	h.Write([]byte("myclerk federation code v1"))
+	h.Write(th[:])
+	h.Write(a)
+	h.Write(b)
+	n := binary.BigEndian.Uint32(h.Sum(nil)[:4]) % 1_000_000
+	return fmt.Sprintf("%03d %03d", n/1000, n%1000)
 }
