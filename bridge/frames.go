@@ -10,6 +10,7 @@ import (
 
 	"github.com/myclerk/myclerk-bridge/bridge/frameevent"
 	"github.com/myclerk/myclerk-bridge/bridge/matrixconn"
+	"github.com/myclerk/myclerk-bridge/wire"
 )
 
 // FrameEventType is the room event that carries one MyClerk frame.
@@ -83,7 +84,7 @@ func (f *frames) handle(ctx context.Context, evt *event.Event) {
 		log.Debug().Msg("Dropped a frame event seen before")
 		return
 	}
-	c := f.conn(evt.RoomID, evt.Sender, fed)
+	c := f.conn(evt.RoomID, evt.Sender, fed, opensSession(frame))
 	if c == nil {
 		f.count("in", "dropped")
 		log.Warn().Msg("Dropped a frame event: too many rooms with sessions")
@@ -104,13 +105,22 @@ func (f *frames) handle(ctx context.Context, evt *event.Event) {
 // conn returns the room's connection, making one (and starting the hub's
 // side of a session on it) for a room's first frame. In a federation room
 // where this side dials, only the dialer's own connection is returned.
-func (f *frames) conn(room id.RoomID, sender id.UserID, fed *fedLink) *matrixconn.Conn {
+//
+// A hello that opens a session (the peer restarted, say) replaces the
+// room's answering connection: the old session ends at once rather than
+// when its keepalive gives up.
+func (f *frames) conn(room id.RoomID, sender id.UserID, fed *fedLink, hello bool) *matrixconn.Conn {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	dialer := fed != nil && fed.rec.Dialer
 	if c := f.rooms[room]; c != nil {
-		return c
+		if !hello || dialer || c.Peer() != sender {
+			return c
+		}
+		c.Close() // its goroutine forgets it; the new one takes the room
+		delete(f.rooms, room)
 	}
-	if len(f.rooms) >= maxRoomSessions || fed != nil && fed.rec.Dialer {
+	if len(f.rooms) >= maxRoomSessions || dialer {
 		return nil
 	}
 	c := f.newConn(room, sender)
@@ -124,6 +134,12 @@ func (f *frames) conn(room id.RoomID, sender id.UserID, fed *fedLink) *matrixcon
 		f.close(c)
 	}()
 	return c
+}
+
+// opensSession reports whether frame is a hello that opens a session.
+func opensSession(frame []byte) bool {
+	fr, err := wire.ParseHandshake(frame)
+	return err == nil && (fr.Header.Op == wire.OpSessionInit || fr.Header.Op == wire.OpSessionResume)
 }
 
 // open registers a connection this side dials on (a federation room);

@@ -76,6 +76,14 @@ func TestFederationThroughMatrix(t *testing.T) {
 	b.command(t, ctx, adminB, mgmtB, "remote grandparents lock pi/temp", "FORBIDDEN")
 	a.command(t, ctx, adminA, mgmtA, "federation list", "confirmed")
 
+	// B's bridge restarts: it dials again with its pinned key, A's bridge
+	// answers the new session at once, and nobody confirms anything again.
+	b.stopHub(t)
+	b.startHub(t)
+	waitFor(t, ctx, "the federation after B's restart", func() bool {
+		return strings.Contains(b.command(t, ctx, adminB, mgmtB, "remote grandparents devices", ""), "pi/temp")
+	})
+
 	// A revokes: the session ends and B can no longer reach A's devices.
 	a.command(t, ctx, adminA, mgmtA, "federation revoke grandkids", "Revoked")
 	waitFor(t, ctx, "B to lose the federation", func() bool {
