@@ -44,12 +44,22 @@ type bridgeEnv struct {
 }
 
 func newBridgeEnv(t testing.TB) *bridgeEnv {
-	return newBridgeEnvWith(t, false)
+	e := prepareBridgeEnv(t, false)
+	e.startHub(t)
+	return e
 }
 
-// newBridgeEnvWith makes the environment on a federating homeserver
-// (server name 127.0.0.1:PORT) when federated is set.
+// newBridgeEnvWith is newBridgeEnv on a federating homeserver (server
+// name 127.0.0.1:PORT) when federated is set.
 func newBridgeEnvWith(t testing.TB, federated bool) *bridgeEnv {
+	e := prepareBridgeEnv(t, federated)
+	e.startHub(t)
+	return e
+}
+
+// prepareBridgeEnv writes the hub's configuration, registers the bridge
+// and starts the homeserver, but not the hub.
+func prepareBridgeEnv(t testing.TB, federated bool) *bridgeEnv {
 	dir := t.TempDir()
 	hsPort, asPort, tcpPort, metricsPort := freePort(t), freePort(t), freePort(t), freePort(t)
 	o := dendriteOpts{port: hsPort}
@@ -91,7 +101,6 @@ matrix:
 		hsToken: reg.HSToken, asURL: fmt.Sprintf("http://127.0.0.1:%d", asPort)}
 	o.registrations = []string{regPath}
 	e.hs = startDendriteWith(t, o)
-	e.startHub(t)
 	return e
 }
 
