@@ -63,6 +63,7 @@ func Start(ctx context.Context, s *Settings, h *runtime.Hub, register Commands, 
 	// before its listener starts.
 	b.Matrix.AS.Middleware = append(b.Matrix.AS.Middleware, b.idempotentTransactions)
 	b.Matrix.EventProcessor.On(FrameEventType, b.Network.frames.handle)
+	b.Matrix.EventProcessor.On(FederationStateType, b.Network.Federations.handleState)
 
 	startCtx := log.WithContext(ctx)
 	if err := b.Bridge.StartConnectors(startCtx); err != nil {

@@ -36,6 +36,10 @@ type federationState struct {
 	Family  string `json:"family"`
 	RootKey string `json:"root_key"` // unpadded standard base64
 	Hub     string `json:"hub"`
+	// Started is when the bridge last started (Unix seconds): an answering
+	// bridge sets it again on every start, so the dialing one opens a new
+	// session at once instead of waiting for its keepalive to give up.
+	Started int64 `json:"started,omitempty"`
 }
 
 // Federation errors, with the profile's codes.
@@ -65,6 +69,7 @@ type fedLink struct {
 	rec     *store.Federation
 	trusted atomic.Bool
 	cancel  context.CancelFunc
+	kick    chan struct{} // dial again now
 
 	mu   sync.Mutex
 	s    *session.Session
@@ -84,15 +89,49 @@ func (f *Federations) start(ctx context.Context) error {
 	}
 	for _, rec := range recs {
 		l := f.add(rec)
-		if rec.Dialer && rec.RevokedAt.IsZero() {
+		switch {
+		case !rec.RevokedAt.IsZero():
+		case rec.Dialer:
 			f.dial(ctx, l)
+		default:
+			go f.announce(ctx, l)
 		}
 	}
 	return nil
 }
 
+// announce sets this side's federation state in l's room again, with the
+// start time: the dialing bridge then opens a new session.
+func (f *Federations) announce(ctx context.Context, l *fedLink) {
+	st := f.ownState()
+	st.Started = time.Now().Unix()
+	bot := f.b.Matrix.Bot
+	if _, err := bot.SendStateEvent(ctx, id.RoomID(l.rec.RoomID), FederationStateType, bot.UserID.String(), st); err != nil {
+		f.b.log.Warn().Err(err).Str("federation", l.rec.Label).Msg("Failed to announce this bridge's start in the federation room")
+	}
+}
+
+// handleState sees the other bridge's federation state event: when the
+// answering bridge announces a start, the dialing side dials again now.
+func (f *Federations) handleState(_ context.Context, evt *event.Event) {
+	l := f.byRoom(evt.RoomID)
+	if l == nil || !l.rec.Dialer || evt.Sender.String() != l.rec.PeerBot || evt.GetStateKey() != l.rec.PeerBot {
+		return
+	}
+	l.mu.Lock()
+	s := l.s
+	l.mu.Unlock()
+	if s != nil {
+		s.Close(context.Background())
+	}
+	select {
+	case l.kick <- struct{}{}:
+	default:
+	}
+}
+
 func (f *Federations) add(rec *store.Federation) *fedLink {
-	l := &fedLink{rec: rec}
+	l := &fedLink{rec: rec, kick: make(chan struct{}, 1)}
 	l.trusted.Store(rec.Trusted())
 	f.mu.Lock()
 	f.links[rec.Label], f.rooms[id.RoomID(rec.RoomID)] = l, rec.Label
@@ -265,6 +304,9 @@ func (f *Federations) dial(ctx context.Context, l *fedLink) {
 			select {
 			case <-ctx.Done():
 				return
+			case <-l.kick:
+				backoff = time.Second
+				continue
 			case <-time.After(backoff):
 			}
 			backoff = min(backoff*2, time.Minute)

@@ -84,10 +84,10 @@ func (f *frames) handle(ctx context.Context, evt *event.Event) {
 		log.Debug().Msg("Dropped a frame event seen before")
 		return
 	}
-	c := f.conn(evt.RoomID, evt.Sender, fed, opensSession(frame))
+	c, why := f.conn(evt.RoomID, evt.Sender, fed, opensSession(frame))
 	if c == nil {
 		f.count("in", "dropped")
-		log.Warn().Msg("Dropped a frame event: too many rooms with sessions")
+		log.Info().Msg("Dropped a frame event: " + why)
 		return
 	}
 	if c.Peer() != evt.Sender {
@@ -109,19 +109,26 @@ func (f *frames) handle(ctx context.Context, evt *event.Event) {
 // A hello that opens a session (the peer restarted, say) replaces the
 // room's answering connection: the old session ends at once rather than
 // when its keepalive gives up.
-func (f *frames) conn(room id.RoomID, sender id.UserID, fed *fedLink, hello bool) *matrixconn.Conn {
+// Only a hello opens a connection: other frames without one belong to a
+// session that ended, and are dropped (with the reason).
+func (f *frames) conn(room id.RoomID, sender id.UserID, fed *fedLink, hello bool) (*matrixconn.Conn, string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	dialer := fed != nil && fed.rec.Dialer
 	if c := f.rooms[room]; c != nil {
 		if !hello || dialer || c.Peer() != sender {
-			return c
+			return c, ""
 		}
 		c.Close() // its goroutine forgets it; the new one takes the room
 		delete(f.rooms, room)
 	}
-	if len(f.rooms) >= maxRoomSessions || dialer {
-		return nil
+	switch {
+	case dialer:
+		return nil, "this side is not dialing the room's federation session right now"
+	case !hello:
+		return nil, "no session in the room (a frame of one that ended)"
+	case len(f.rooms) >= maxRoomSessions:
+		return nil, "too many rooms with sessions"
 	}
 	c := f.newConn(room, sender)
 	f.rooms[room] = c
@@ -133,7 +140,7 @@ func (f *frames) conn(room id.RoomID, sender id.UserID, fed *fedLink, hello bool
 		}
 		f.close(c)
 	}()
-	return c
+	return c, ""
 }
 
 // opensSession reports whether frame is a hello that opens a session.

@@ -66,7 +66,7 @@ func (n *Network) Init(br *bridgev2.Bridge) { n.br = br }
 
 // Start implements bridgev2.NetworkConnector.
 func (n *Network) Start(ctx context.Context) error {
-	n.ctx = context.WithoutCancel(ctx)
+	n.ctx = ctx // the bridge's lifetime: sessions close when it stops
 	if err := n.Federations.start(n.ctx); err != nil {
 		return fmt.Errorf("federations: %w", err)
 	}

@@ -86,6 +86,8 @@ type cmds struct {
 
 // asMember runs a command as the sender's family membership, joining the
 // family first if the sender may.
+// Requests get callTimeout each; the reply uses the command's own context,
+// so a request that timed out is still answered.
 func (c *cmds) asMember(ce *bcommands.Event, run func(*bcommands.Event, *bridge.Member, *client.Client)) {
 	ctx, cancel := context.WithTimeout(ce.Ctx, callTimeout)
 	defer cancel()
@@ -99,7 +101,6 @@ func (c *cmds) asMember(ce *bcommands.Event, run func(*bcommands.Event, *bridge.
 		replyErr(ce, err)
 		return
 	}
-	ce.Ctx = ctx
 	run(ce, m, cli)
 }
 
@@ -124,7 +125,9 @@ func usage(ce *bcommands.Event) {
 
 // call asks the hub, replying with the error when it fails.
 func call(ce *bcommands.Event, cli *client.Client, op wire.Op, req ops.Request) (ops.Reply, bool) {
-	r, err := cli.Call(ce.Ctx, op, req)
+	ctx, cancel := context.WithTimeout(ce.Ctx, callTimeout)
+	defer cancel()
+	r, err := cli.Call(ctx, op, req)
 	if err != nil {
 		replyErr(ce, err)
 		return r, false

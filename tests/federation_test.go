@@ -83,6 +83,13 @@ func TestFederationThroughMatrix(t *testing.T) {
 	waitFor(t, ctx, "the federation after B's restart", func() bool {
 		return strings.Contains(b.command(t, ctx, adminB, mgmtB, "remote grandparents devices", ""), "pi/temp")
 	})
+	// A's bridge restarts: it closes the session as it stops, so B dials
+	// again as soon as A is back.
+	a.stopHub(t)
+	a.startHub(t)
+	waitFor(t, ctx, "the federation after A's restart", func() bool {
+		return strings.Contains(b.command(t, ctx, adminB, mgmtB, "remote grandparents devices", ""), "pi/temp")
+	})
 
 	// A revokes: the session ends and B can no longer reach A's devices.
 	a.command(t, ctx, adminA, mgmtA, "federation revoke grandkids", "Revoked")

@@ -52,19 +52,36 @@ func exchangeHello(ctx context.Context, conn transport.Conn, frame []byte, sent,
 	return readHello(ctx, conn, want)
 }
 
+// maxStale is how many frames of an earlier session a dialer skips while
+// it waits for the answer to its hello: over a Matrix room the previous
+// session's last frames can still arrive (PROFILE.md §P39).
+const maxStale = 64
+
 func readHello(ctx context.Context, conn transport.Conn, op wire.Op) ([]byte, wire.Frame, error) {
-	b, err := conn.ReadFrame(ctx)
-	if err != nil {
-		return nil, wire.Frame{}, fmt.Errorf("failed to read %v: %w", op, err)
-	}
-	if err := peerError(b); err != nil {
-		return nil, wire.Frame{}, err
-	}
-	f, err := wire.ParseHandshake(b)
-	if err != nil || f.Header.Op != op {
+	for skipped := 0; ; skipped++ {
+		b, err := conn.ReadFrame(ctx)
+		if err != nil {
+			return nil, wire.Frame{}, fmt.Errorf("failed to read %v: %w", op, err)
+		}
+		if err := peerError(b); err != nil {
+			return nil, wire.Frame{}, err
+		}
+		f, err := wire.ParseHandshake(b)
+		if err == nil && f.Header.Op == op {
+			return b, f, nil
+		}
+		if skipped < maxStale && sessionTraffic(b) {
+			continue
+		}
 		return nil, wire.Frame{}, fmt.Errorf("%w: want %v (%v)", ErrHandshake, op, err)
 	}
-	return b, f, nil
+}
+
+// sessionTraffic reports whether b is a sealed frame of an established
+// session (not a handshake frame).
+func sessionTraffic(b []byte) bool {
+	f, err := wire.Parse(b)
+	return err == nil && f.Header.Tier.Sealed() && (f.Header.Encrypted || !f.Header.Op.Handshake())
 }
 
 // shared is the X25519 secret with the peer's key from its hello.

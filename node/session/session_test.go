@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"net"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -490,6 +491,75 @@ func TestFederatedPeer(t *testing.T) {
 			}
 			if p.client.HandshakeHash() != p.server.HandshakeHash() || p.client.HandshakeHash() == ([32]byte{}) {
 				t.Error("the two ends hold different handshake hashes")
+			}
+		})
+	}
+}
+
+// tap records the frames a Conn reads.
+type tap struct {
+	transport.Conn
+	mu     sync.Mutex
+	frames [][]byte
+}
+
+func (c *tap) ReadFrame(ctx context.Context) ([]byte, error) {
+	b, err := c.Conn.ReadFrame(ctx)
+	c.mu.Lock()
+	c.frames = append(c.frames, bytes.Clone(b))
+	c.mu.Unlock()
+	return b, err
+}
+
+// stale is a Conn whose first reads are frames of an earlier session.
+type stale struct {
+	transport.Conn
+	old [][]byte
+}
+
+func (c *stale) ReadFrame(ctx context.Context) ([]byte, error) {
+	if len(c.old) > 0 {
+		b := c.old[0]
+		c.old = c.old[1:]
+		return b, nil
+	}
+	return c.Conn.ReadFrame(ctx)
+}
+
+// TestDialerSkipsStaleFrames: over a Matrix room an earlier session's last
+// frames can arrive before the answer to a new hello; the dialer skips
+// sealed session frames (a bounded number) but not garbage.
+func TestDialerSkipsStaleFrames(t *testing.T) {
+	f := newFamily(t)
+	cc, sc := transport.Pipe()
+	tc := &tap{Conn: cc}
+	p, cerr, serr := connect(t, tc, sc, f.config(f.node, wire.Tier4), &Responder{Config: f.config(f.hub, wire.Tier4)})
+	if cerr != nil || serr != nil {
+		t.Fatal(cerr, serr)
+	}
+	if err := p.server.Send(context.Background(), wire.OpDeviceList, []byte("old")); err != nil {
+		t.Fatal(err)
+	}
+	recv(t, p.client)
+	tc.mu.Lock()
+	old := tc.frames[len(tc.frames)-1]
+	tc.mu.Unlock()
+
+	for _, tc := range []struct {
+		name  string
+		stale [][]byte
+		ok    bool
+	}{
+		{"one old frame", [][]byte{old}, true},
+		{"many old frames", slices.Repeat([][]byte{old}, maxStale), true},
+		{"too many old frames", slices.Repeat([][]byte{old}, maxStale+1), false},
+		{"garbage", [][]byte{{0xff, 0x00}}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cc, sc := transport.Pipe()
+			_, cerr, _ := connect(t, &stale{Conn: cc, old: tc.stale}, sc, f.config(f.node, wire.Tier4), &Responder{Config: f.config(f.hub, wire.Tier4)})
+			if (cerr == nil) != tc.ok {
+				t.Errorf("dial: %v; want success %v", cerr, tc.ok)
 			}
 		})
 	}
