@@ -23,7 +23,9 @@ import (
 	"github.com/myclerk/myclerk-bridge/node/hub"
 	"github.com/myclerk/myclerk-bridge/node/identity"
 	"github.com/myclerk/myclerk-bridge/node/session"
+	"github.com/myclerk/myclerk-bridge/node/ops"
 	"github.com/myclerk/myclerk-bridge/node/store"
+	"github.com/myclerk/myclerk-bridge/portals"
 	"github.com/myclerk/myclerk-bridge/wire"
 )
 
@@ -75,6 +77,7 @@ type fedLink struct {
 	s    *session.Session
 	cli  *client.Client // dialer side: requests to the other family
 	code string
+	subs map[string]map[id.RoomID]bool // dialer side: device -> rooms that get its events
 }
 
 func newFederations(b *Bridge) *Federations {
@@ -335,13 +338,69 @@ func (f *Federations) dialOnce(ctx context.Context, l *fedLink) error {
 	cli := client.New(s, f.b.log)
 	l.mu.Lock()
 	l.cli = cli
+	var devices []string
+	for d := range l.subs {
+		devices = append(devices, d)
+	}
 	l.mu.Unlock()
 	go s.Keepalive(ctx, f.b.Hub.Config().Session.Keepalive, f.b.Hub.Config().Session.DeadAfter)
+	go f.events(ctx, l, cli, devices)
 	err = cli.Run(ctx)
 	l.mu.Lock()
 	l.cli, l.s = nil, nil
 	l.mu.Unlock()
 	return err
+}
+
+// Subscribe sends device's events from l's family to room as notices,
+// for as long as this bridge runs.
+func (f *Federations) Subscribe(ctx context.Context, label, device string, room id.RoomID) error {
+	cli, err := f.Client(label)
+	if err != nil {
+		return err
+	}
+	if _, err := cli.Call(ctx, wire.OpDeviceSubscribe, ops.Request{Device: device}); err != nil {
+		return err
+	}
+	l, _ := f.link(label)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.subs == nil {
+		l.subs = map[string]map[id.RoomID]bool{}
+	}
+	if l.subs[device] == nil {
+		l.subs[device] = map[id.RoomID]bool{}
+	}
+	l.subs[device][room] = true
+	return nil
+}
+
+// events subscribes again to devices (a new session) and posts the other
+// family's device events to the rooms that asked for them.
+func (f *Federations) events(ctx context.Context, l *fedLink, cli *client.Client, devices []string) {
+	if l.trusted.Load() {
+		for _, d := range devices {
+			if _, err := cli.Call(ctx, wire.OpDeviceSubscribe, ops.Request{Device: d}); err != nil {
+				f.b.log.Debug().Err(err).Str("device", d).Msg("Failed to subscribe again to a federated device")
+			}
+		}
+	}
+	for ev := range cli.Events() {
+		l.mu.Lock()
+		var rooms []id.RoomID
+		for r := range l.subs[ev.Device] {
+			rooms = append(rooms, r)
+		}
+		l.mu.Unlock()
+		ev.Device = l.rec.Label + ":" + ev.Device
+		content := portals.Notice(ev)
+		for _, r := range rooms {
+			if _, err := f.b.Matrix.Bot.SendMessageEvent(ctx, r, event.EventMessage, content); err != nil {
+				f.b.log.Debug().Err(err).Msg("Failed to post a federated device's event")
+			}
+		}
+		f.b.Metrics.Notices.WithLabelValues("federated-" + ev.Kind).Inc()
+	}
 }
 
 // accept answers a federation session in l's room (the inviting side):

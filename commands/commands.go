@@ -75,7 +75,7 @@ func Register(b *bridge.Bridge, proc *bcommands.Processor) {
 		admin("remove-node", "<name>", "Revoke a node: it can no longer open sessions, and its live ones end.", c.removeNode),
 		admin("federation", "invite <label> <@bot:server> | accept <label> <room> | verify <label> <code> | grant <label> <device> <mode> | deny <label> <device> | revoke <label> | list",
 			"Federate with another family through Matrix: meet in a room, compare a code, grant devices.", c.federation),
-		member("remote", "<label> devices | info <device> | lock <device> [seconds] | unlock <device> | configure <device> <key=value>...",
+		member("remote", "<label> devices | info <device> | lock <device> [seconds] | unlock <device> | configure <device> <key=value>... | subscribe <device>",
 			"Use a federated family's devices (what it granted this family).", c.remote),
 	)
 }
@@ -618,7 +618,19 @@ func (c *cmds) remote(ce *bcommands.Event, _ *bridge.Member, _ *client.Client) {
 		c.unlock(ce, nil, cli)
 	case "configure", "set":
 		c.configure(ce, nil, cli)
+	case "subscribe":
+		if len(ce.Args) != 1 {
+			usage(ce)
+			return
+		}
+		ctx, cancel := context.WithTimeout(ce.Ctx, callTimeout)
+		defer cancel()
+		if err := c.b.Network.Federations.Subscribe(ctx, label, ce.Args[0], ce.RoomID); err != nil {
+			replyErr(ce, err)
+			return
+		}
+		ce.Reply("Subscribed: `%s:%s`'s events appear in this room (until the bridge restarts).", label, ce.Args[0])
 	default:
-		ce.Reply("`%s` is not something to do with family `%s`'s devices: devices, info, caps, lock, unlock or configure.", verb, label)
+		ce.Reply("`%s` is not something to do with family `%s`'s devices: devices, info, caps, lock, unlock, configure or subscribe.", verb, label)
 	}
 }

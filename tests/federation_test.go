@@ -74,6 +74,8 @@ func TestFederationThroughMatrix(t *testing.T) {
 	}
 	b.command(t, ctx, adminB, mgmtB, "remote grandparents info pi/temp", "read-only")
 	b.command(t, ctx, adminB, mgmtB, "remote grandparents lock pi/temp", "FORBIDDEN")
+	b.command(t, ctx, adminB, mgmtB, "remote grandparents subscribe pi/temp", "Subscribed")
+	b.notice(t, ctx, adminB, mgmtB, "grandparents:pi/temp: reading")
 	a.command(t, ctx, adminA, mgmtA, "federation list", "confirmed")
 
 	// B's bridge restarts: it dials again with its pinned key, A's bridge
