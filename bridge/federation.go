@@ -164,7 +164,9 @@ func (f *Federations) List() []*store.Federation {
 	defer f.mu.Unlock()
 	out := make([]*store.Federation, 0, len(f.links))
 	for _, l := range f.links {
+		l.mu.Lock()
 		rec := *l.rec
+		l.mu.Unlock()
 		out = append(out, &rec)
 	}
 	return out
@@ -460,7 +462,10 @@ func (l *fedLink) revokedAt() time.Time {
 }
 
 func (f *Federations) setRoot(ctx context.Context, l *fedLink, root ed25519.PublicKey) error {
-	if err := f.b.Hub.Store.Federations.SetPeer(ctx, l.rec.Label, root, l.rec.PeerCert); err != nil {
+	l.mu.Lock()
+	cert := l.rec.PeerCert
+	l.mu.Unlock()
+	if err := f.b.Hub.Store.Federations.SetPeer(ctx, l.rec.Label, root, cert); err != nil {
 		return err
 	}
 	l.mu.Lock()
@@ -474,7 +479,10 @@ func (f *Federations) setRoot(ctx context.Context, l *fedLink, root ed25519.Publ
 // while the federation is not confirmed.
 func (f *Federations) established(ctx context.Context, l *fedLink, s *session.Session) error {
 	peer := s.Peer()
-	if peer == nil || peer.Family != l.rec.Family() || peer.Role != identity.RoleHub {
+	l.mu.Lock()
+	family, root := l.rec.Family(), l.rec.RootKey
+	l.mu.Unlock()
+	if peer == nil || peer.Family != family || peer.Role != identity.RoleHub {
 		return errors.New("the federation peer is not the other family's hub")
 	}
 	if s.Tier() < wire.Tier4 {
@@ -484,11 +492,11 @@ func (f *Federations) established(ctx context.Context, l *fedLink, s *session.Se
 	if err != nil {
 		return err
 	}
-	code := identity.FederationCode(s.HandshakeHash(), f.b.Hub.Root.Public(), l.rec.RootKey)
+	code := identity.FederationCode(s.HandshakeHash(), f.b.Hub.Root.Public(), root)
 	l.mu.Lock()
 	l.s, l.code, l.rec.PeerCert = s, code, cert
 	l.mu.Unlock()
-	if err := f.b.Hub.Store.Federations.SetPeer(ctx, l.rec.Label, l.rec.RootKey, cert); err != nil {
+	if err := f.b.Hub.Store.Federations.SetPeer(ctx, l.rec.Label, root, cert); err != nil {
 		return err
 	}
 	f.b.Hub.Registry.KnowNode(peer)
