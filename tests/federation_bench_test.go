@@ -63,7 +63,12 @@ func BenchmarkFederationRoundTrip(b *testing.B) {
 	room := regexp.MustCompile(`![A-Za-z0-9]+:127\.0\.0\.1:\d+`).FindString(
 		ea.command(b, ctx, adminA, mgmtA, "federation invite kids "+eb.bot.String(), "federation room"))
 	eb.command(b, ctx, adminB, mgmtB, "federation accept parents "+room, "Joined")
-	code := codeRe.FindStringSubmatch(ea.notice(b, ctx, adminA, mgmtA, "code with the other family"))[1]
+	var code string
+	waitFor(b, ctx, "the same code on both sides", func() bool {
+		ca, cb := latestCode(b, ctx, ea, adminA, mgmtA), latestCode(b, ctx, eb, adminB, mgmtB)
+		code = ca
+		return ca != "" && ca == cb
+	})
 	ea.command(b, ctx, adminA, mgmtA, "federation verify kids "+code, "Confirmed")
 	eb.command(b, ctx, adminB, mgmtB, "federation verify parents "+code, "Confirmed")
 	ea.command(b, ctx, adminA, mgmtA, "federation grant kids pi/temp read-only", "read-only access")
