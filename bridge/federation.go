@@ -158,7 +158,7 @@ func (f *Federations) link(label string) (*fedLink, error) {
 	return l, nil
 }
 
-// List returns the Federations.
+// List returns the federations.
 func (f *Federations) List() []*store.Federation {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -184,6 +184,9 @@ func (f *Federations) Invite(ctx context.Context, admin id.UserID, label string,
 	}
 	if _, err := f.link(label); err == nil {
 		return "", fmt.Errorf("a federation is already called %q", label)
+	}
+	if _, _, err := peerBot.Parse(); err != nil {
+		return "", fmt.Errorf("%q is not a Matrix user ID like @myclerkbot:their.server", peerBot)
 	}
 	bot := f.b.Matrix.Bot
 	// The other bot joins without an invitation: bridges refuse bot

@@ -45,6 +45,8 @@ func TestFederationThroughMatrix(t *testing.T) {
 		return strings.Contains(a.command(t, ctx, adminA, mgmtA, "devices", "device"), "pi/temp")
 	})
 
+	a.command(t, ctx, adminA, mgmtA, "federation invite grandkids not-a-user", "not a Matrix user ID")
+	a.command(t, ctx, adminA, mgmtA, "federation verify nobody 123456", "no federation is called")
 	e := a.command(t, ctx, adminA, mgmtA, "federation invite grandkids "+b.bot.String(), "federation room")
 	room := regexp.MustCompile(`![A-Za-z0-9]+:127\.0\.0\.1:\d+`).FindString(e)
 	if room == "" {
