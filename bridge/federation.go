@@ -84,7 +84,26 @@ func newFederations(b *Bridge) *Federations {
 	return &Federations{b: b, links: map[string]*fedLink{}, rooms: map[id.RoomID]string{}}
 }
 
-// start loads the Federations and dials those this family accepted.
+// count is the number of federations in state (waiting, confirmed,
+// revoked), for the metrics.
+func (f *Federations) count(state string) float64 {
+	n := 0
+	for _, rec := range f.List() {
+		st := "waiting"
+		switch {
+		case !rec.RevokedAt.IsZero():
+			st = "revoked"
+		case rec.Trusted():
+			st = "confirmed"
+		}
+		if st == state {
+			n++
+		}
+	}
+	return float64(n)
+}
+
+// start loads the federations and dials those this family accepted.
 func (f *Federations) start(ctx context.Context) error {
 	recs, err := f.b.Hub.Store.Federations.List(ctx)
 	if err != nil {

@@ -48,3 +48,14 @@ func newMetrics(reg *prometheus.Registry) *Metrics {
 func (m *Metrics) watchQueue(name, help string, depth func() float64) {
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, depth))
 }
+
+// watchFederations exports the number of federations by state.
+func (m *Metrics) watchFederations(count func(state string) float64) {
+	for _, st := range []string{"waiting", "confirmed", "revoked"} {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "myclerk_matrix_federations",
+			Help:        "Federations with other families, by state (waiting for the code, confirmed, revoked).",
+			ConstLabels: prometheus.Labels{"state": st},
+		}, func() float64 { return count(st) }))
+	}
+}

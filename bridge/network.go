@@ -70,6 +70,7 @@ func (n *Network) Start(ctx context.Context) error {
 	if err := n.Federations.start(n.ctx); err != nil {
 		return fmt.Errorf("federations: %w", err)
 	}
+	n.b.Metrics.watchFederations(n.Federations.count)
 	n.b.Metrics.watchQueue("myclerk_matrix_frame_queue", "Frames received through Matrix and not yet read by their sessions.", n.frames.depth)
 	return nil
 }

@@ -80,6 +80,9 @@ func TestFederationThroughMatrix(t *testing.T) {
 	b.command(t, ctx, adminB, mgmtB, "remote grandparents subscribe pi/temp", "Subscribed")
 	b.notice(t, ctx, adminB, mgmtB, "grandparents:pi/temp: reading")
 	a.command(t, ctx, adminA, mgmtA, "federation list", "confirmed")
+	if m := httpGet(t, a.metrics); !strings.Contains(m, `myclerk_matrix_federations{state="confirmed"} 1`) {
+		t.Error("the metrics do not count the confirmed federation")
+	}
 
 	// B's bridge restarts: it dials again with its pinned key, A's bridge
 	// answers the new session at once, and nobody confirms anything again.
