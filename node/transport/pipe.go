@@ -35,7 +35,14 @@ func (p *pipeEnd) ReadFrame(ctx context.Context) ([]byte, error) {
 	case b := <-p.in:
 		return b, nil
 	case <-p.done:
-		return nil, ErrClosed
+		// A frame and the close can arrive together, and select picks
+		// either: the frame written first still wins.
+		select {
+		case b := <-p.in:
+			return b, nil
+		default:
+			return nil, ErrClosed
+		}
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
