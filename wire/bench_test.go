@@ -3,8 +3,6 @@ package wire
 import (
 	"fmt"
 	"testing"
-
-	"golang.org/x/crypto/chacha20poly1305"
 )
 
 var benchSizes = []struct {
@@ -30,12 +28,24 @@ func BenchmarkHeader(b *testing.B) {
 }
 
 // BenchmarkSealOpen seals a frame and opens it again, as the two ends of a
-// session do. Compare with BenchmarkBaselineAEAD of the same run.
+// session do, under ChaCha20-Poly1305 ("tierN/size") and AES-256-GCM
+// ("aes-256-gcm/tierN/size"). Compare with BenchmarkBaselineAEAD of the
+// same run.
 func BenchmarkSealOpen(b *testing.B) {
+	for _, alg := range testAEADs {
+		prefix := ""
+		if alg != ChaCha20Poly1305 {
+			prefix = alg.String() + "/"
+		}
+		benchSealOpen(b, alg, prefix)
+	}
+}
+
+func benchSealOpen(b *testing.B, alg AEAD, prefix string) {
 	for _, tier := range []Tier{Tier3, Tier4, Tier5} {
 		for _, sz := range benchSizes {
-			b.Run(fmt.Sprintf("tier%d/%s", tier, sz.name), func(b *testing.B) {
-				s, o := pair(t0)
+			b.Run(fmt.Sprintf("%stier%d/%s", prefix, tier, sz.name), func(b *testing.B) {
+				s, o := pairWith(alg, t0)
 				payload := make([]byte, sz.n)
 				frame := make([]byte, 0, FrameSize(tier, false, sz.n))
 				plain := make([]byte, 0, cap(frame)) // Open's documented room: len(frame)
@@ -56,12 +66,23 @@ func BenchmarkSealOpen(b *testing.B) {
 	}
 }
 
-// BenchmarkBaselineAEAD is the raw chacha20poly1305 Seal+Open of the same
-// sizes with a 12-byte associated data: the floor Tier 3 is measured against.
+// BenchmarkBaselineAEAD is the raw chacha20poly1305 ("size") and AES-256-GCM
+// ("aes-256-gcm/size") Seal+Open of the same sizes with a 12-byte
+// associated data: the floor Tier 3 is measured against.
 func BenchmarkBaselineAEAD(b *testing.B) {
+	for _, alg := range testAEADs {
+		prefix := ""
+		if alg != ChaCha20Poly1305 {
+			prefix = alg.String() + "/"
+		}
+		benchBaselineAEAD(b, alg, prefix)
+	}
+}
+
+func benchBaselineAEAD(b *testing.B, alg AEAD, prefix string) {
 	for _, sz := range benchSizes {
-		b.Run(sz.name, func(b *testing.B) {
-			aead, _ := chacha20poly1305.New(make([]byte, 32))
+		b.Run(prefix+sz.name, func(b *testing.B) {
+			aead := alg.new(new([KeySize]byte))
 			nonce := make([]byte, 12)
 			ad := make([]byte, 12)
 			payload := make([]byte, sz.n)
@@ -93,9 +114,13 @@ func TestZeroAllocs(t *testing.T) {
 			t.Errorf("%v header encode+decode: %v allocs", tier, n)
 		}
 	}
-	for _, tier := range []Tier{Tier3, Tier4, Tier5} {
+	for _, tc := range []struct {
+		alg  AEAD
+		tier Tier
+	}{{ChaCha20Poly1305, Tier3}, {ChaCha20Poly1305, Tier4}, {ChaCha20Poly1305, Tier5}, {AES256GCM, Tier3}, {AES256GCM, Tier4}, {AES256GCM, Tier5}} {
+		tier := tc.tier
 		for _, enc := range []bool{true, false} {
-			s, o := pair(t0)
+			s, o := pairWith(tc.alg, t0)
 			payload := make([]byte, 1024)
 			frame := make([]byte, 0, FrameSize(tier, false, len(payload)))
 			plain := make([]byte, 0, cap(frame))
@@ -109,9 +134,9 @@ func TestZeroAllocs(t *testing.T) {
 			}
 			seal() // warm the Tier 5 scratch buffer
 			if n := testing.AllocsPerRun(100, func() { seal() }); n != 0 {
-				t.Errorf("%v E=%v seal: %v allocs", tier, enc, n)
+				t.Errorf("%v %v E=%v seal: %v allocs", tc.alg, tier, enc, n)
 			}
-			s2, o2 := pair(t0)
+			s2, o2 := pairWith(tc.alg, t0)
 			_ = o
 			var frames [][]byte
 			for i := 0; i < 102; i++ {
@@ -127,7 +152,7 @@ func TestZeroAllocs(t *testing.T) {
 				}
 				i++
 			}); n != 0 {
-				t.Errorf("%v E=%v open: %v allocs", tier, enc, n)
+				t.Errorf("%v %v E=%v open: %v allocs", tc.alg, tier, enc, n)
 			}
 		}
 	}

@@ -23,7 +23,7 @@ func TestRFC8439AEAD(t *testing.T) {
 	var k DirectionalKeys
 	copy(k.Key[:], unhex(t, "808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f"))
 	copy(k.Random[:], unhex(t, "40414243"))
-	e := epochFromKeys(k, [KeySize]byte{}, 0, t0)
+	e := epochFromKeys(ChaCha20Poly1305, k, [KeySize]byte{}, 0, t0)
 	var buf [12]byte
 	nonce := e.nonce(&buf, 0x07000000, 0x44454647)
 	if want := unhex(t, "070000004041424344454647"); !bytes.Equal(nonce, want) {
@@ -33,6 +33,35 @@ func TestRFC8439AEAD(t *testing.T) {
 	ad := unhex(t, "50515253c0c1c2c3c4c5c6c7")
 	want := unhex(t, "d31a8d34648e60db7b86afbc53ef7ec2a4aded51296e08fea9e2b5a736ee62d63dbea45e8ca9671282fafb69da92728b1a71de0a9e060b2905d6a5b67ecd3b3692ddbd7f2d778b8c9803aee328091b58fab324e4fad675945585808b4831d7bc3ff4def08e4b7a9de576d26586cec64b6116"+
 		"1ae10b594f09e26a7e902ecbd0600691")
+	got := e.aead.Seal(nil, nonce, pt, ad)
+	if !bytes.Equal(got, want) {
+		t.Fatalf("ciphertext+tag\n got %x\nwant %x", got, want)
+	}
+	back, err := e.aead.Open(nil, nonce, got, ad)
+	if err != nil || !bytes.Equal(back, pt) {
+		t.Fatalf("open: %v", err)
+	}
+}
+
+// The GCM specification's test case 16 (AES-256, 96-bit IV, with
+// associated data; McGrew and Viega, "The Galois/Counter Mode of
+// Operation", also in NIST's CAVP vectors), run through an AES-256-GCM
+// epoch: the §4 nonce builder makes the case's IV, the epoch's AEAD its
+// ciphertext and tag.
+func TestGCMSpecAES256(t *testing.T) {
+	var k DirectionalKeys
+	copy(k.Key[:], unhex(t, "feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308"))
+	copy(k.Random[:], unhex(t, "facedbad"))
+	e := epochFromKeys(AES256GCM, k, [KeySize]byte{}, 0, t0)
+	var buf [NonceSize]byte
+	nonce := e.nonce(&buf, 0xcafebabe, 0xdecaf888)
+	if want := unhex(t, "cafebabefacedbaddecaf888"); !bytes.Equal(nonce, want) {
+		t.Fatalf("nonce %x, want %x", nonce, want)
+	}
+	pt := unhex(t, "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a721c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39")
+	ad := unhex(t, "feedfacedeadbeeffeedfacedeadbeefabaddad2")
+	want := unhex(t, "522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662"+
+		"76fc6ece0f4e1768cddf8853bb2d551b")
 	got := e.aead.Seal(nil, nonce, pt, ad)
 	if !bytes.Equal(got, want) {
 		t.Fatalf("ciphertext+tag\n got %x\nwant %x", got, want)

@@ -55,6 +55,12 @@ const (
 	// limit so that traffic never stalls on it.
 	RekeyAfterMessages = 1<<32 - 1<<24
 
+	// RekeyAfterBytesAESGCM and RejectAfterBytesAESGCM bound the plaintext
+	// one AES-256-GCM epoch seals per direction (PROFILE.md §P23): the
+	// sender rotates at 64 GiB and never seals past 128 GiB.
+	RekeyAfterBytesAESGCM  = 1 << 36
+	RejectAfterBytesAESGCM = 1 << 37
+
 	// RekeyAfterTime is draft §5.2's 24 hours: rotate the key epoch.
 	RekeyAfterTime = 24 * time.Hour
 

@@ -10,8 +10,6 @@ import (
 	"slices"
 	"time"
 
-	"golang.org/x/crypto/chacha20poly1305"
-
 	"github.com/myclerk/myclerk-bridge/wire/replay"
 )
 
@@ -31,6 +29,9 @@ type SessionSecrets struct {
 	TranscriptHash [32]byte
 	InitiatorKey   [PublicKeySize]byte
 	ResponderKey   [PublicKeySize]byte
+	// AEAD is the cipher the handshake selected (§P23); the zero value
+	// is ChaCha20-Poly1305.
+	AEAD AEAD
 }
 
 func (s *SessionSecrets) senderKey(dir Direction) [PublicKeySize]byte {
@@ -44,6 +45,7 @@ func (s *SessionSecrets) senderKey(dir Direction) [PublicKeySize]byte {
 type epoch struct {
 	n      uint32
 	chain  [KeySize]byte // the §5.2 current_key of this epoch
+	alg    AEAD
 	aead   cipher.AEAD
 	random [4]byte
 	macKey [KeySize]byte
@@ -57,16 +59,12 @@ type recvEpoch struct {
 	filter replay.Filter
 }
 
-func newEpoch(chain [KeySize]byte, n uint32, th [32]byte, dir Direction, start time.Time) epoch {
-	return epochFromKeys(DeriveDirectional(chain, th, dir), chain, n, start)
+func newEpoch(alg AEAD, chain [KeySize]byte, n uint32, th [32]byte, dir Direction, start time.Time) epoch {
+	return epochFromKeys(alg, DeriveDirectional(chain, th, dir), chain, n, start)
 }
 
-func epochFromKeys(k DirectionalKeys, chain [KeySize]byte, n uint32, start time.Time) epoch {
-	aead, err := chacha20poly1305.New(k.Key[:])
-	if err != nil {
-		panic("wire: chacha20poly1305.New: " + err.Error()) // key size is constant
-	}
-	return epoch{n: n, chain: chain, aead: aead, random: k.Random, macKey: k.MACKey, start: start}
+func epochFromKeys(alg AEAD, k DirectionalKeys, chain [KeySize]byte, n uint32, start time.Time) epoch {
+	return epoch{n: n, chain: chain, alg: alg, aead: alg.new(&k.Key), random: k.Random, macKey: k.MACKey, start: start}
 }
 
 // hmac returns the epoch's HMAC-SHA256 state, reset.
@@ -79,13 +77,13 @@ func (e *epoch) hmac() hash.Hash {
 }
 
 func (e *epoch) next(th [32]byte, dir Direction, start time.Time) epoch {
-	return newEpoch(RotateKey(e.chain, e.n+1), e.n+1, th, dir, start)
+	return newEpoch(e.alg, RotateKey(e.chain, e.n+1), e.n+1, th, dir, start)
 }
 
 // nonce writes the §4 nonce Timestamp ‖ Random ‖ Counter into n and returns
 // it. n lives in the Sealer or Opener: passed to the AEAD interface, a
 // stack array would escape and cost an allocation per frame.
-func (e *epoch) nonce(n *[chacha20poly1305.NonceSize]byte, ts uint32, ctr uint32) []byte {
+func (e *epoch) nonce(n *[NonceSize]byte, ts uint32, ctr uint32) []byte {
 	binary.BigEndian.PutUint32(n[0:], ts)
 	copy(n[4:8], e.random[:])
 	binary.BigEndian.PutUint32(n[8:], ctr)
@@ -101,9 +99,10 @@ type Sealer struct {
 	pub     [PublicKeySize]byte
 	cur     epoch
 	counter uint64 // next counter to use in cur
+	sealed  uint64 // plaintext bytes sealed in cur
 	scratch []byte // Tier 5 associated data
 	sum     [HMACSize]byte
-	nonce   [chacha20poly1305.NonceSize]byte
+	nonce   [NonceSize]byte
 }
 
 // NewSealer returns the sealer for direction dir, at epoch 0, started now.
@@ -112,7 +111,7 @@ func NewSealer(s *SessionSecrets, dir Direction, now time.Time) *Sealer {
 		dir: dir,
 		th:  s.TranscriptHash,
 		pub: s.senderKey(dir),
-		cur: newEpoch(s.SessionKey, 0, s.TranscriptHash, dir, now),
+		cur: newEpoch(s.AEAD, s.SessionKey, 0, s.TranscriptHash, dir, now),
 	}
 }
 
@@ -128,7 +127,7 @@ func NewSealerAt(s *SessionSecrets, dir Direction, ep uint32, counter uint64, no
 		return nil, ErrUnknownEpoch
 	}
 	sl := NewSealer(s, dir, now)
-	sl.cur = newEpoch(EpochKey(s.SessionKey, ep), ep, s.TranscriptHash, dir, now)
+	sl.cur = newEpoch(s.AEAD, EpochKey(s.SessionKey, ep), ep, s.TranscriptHash, dir, now)
 	sl.counter = counter
 	return sl, nil
 }
@@ -139,16 +138,21 @@ func (s *Sealer) Epoch() uint32 { return s.cur.n }
 // Counter returns the counter the next frame will use.
 func (s *Sealer) Counter() uint64 { return s.counter }
 
+// AEAD returns the session's cipher.
+func (s *Sealer) AEAD() AEAD { return s.cur.alg }
+
 // NeedsRotation reports whether the epoch reached RekeyAfterMessages frames
-// or RekeyAfterTime of age; the session layer then rotates (§P16).
+// (or, under AES-256-GCM, RekeyAfterBytesAESGCM bytes) or RekeyAfterTime of
+// age; the session layer then rotates (§P16, §P23).
 func (s *Sealer) NeedsRotation(now time.Time) bool {
-	return s.counter >= RekeyAfterMessages || now.Sub(s.cur.start) >= RekeyAfterTime
+	frames, bytes := s.cur.alg.rekeyAfter()
+	return s.counter >= frames || s.sealed >= bytes || now.Sub(s.cur.start) >= RekeyAfterTime
 }
 
 // Rotate enters the next key epoch (draft §5.2); the counter restarts at 0.
 func (s *Sealer) Rotate(now time.Time) {
 	s.cur = s.cur.next(s.th, s.dir, now)
-	s.counter = 0
+	s.counter, s.sealed = 0, 0
 }
 
 // Seal appends a sealed frame to dst and returns the extended slice. The
@@ -165,7 +169,7 @@ func (s *Sealer) Seal(dst []byte, h *Header, frag *FragmentHeader, payload []byt
 	if err := checkFrag(h, frag); err != nil {
 		return dst, err
 	}
-	if s.counter >= RejectAfterMessages {
+	if frames, bytes := s.cur.alg.rejectAfter(); s.counter >= frames || s.sealed+uint64(len(payload)) > bytes {
 		return dst, ErrKeyExhausted
 	}
 	if now.Sub(s.cur.start) >= RejectAfterTime {
@@ -202,6 +206,7 @@ func (s *Sealer) Seal(dst []byte, h *Header, frag *FragmentHeader, payload []byt
 			dst = s.cur.aead.Seal(dst, nonce, nil, dst[start:])
 		}
 		s.counter++
+		s.sealed += uint64(len(payload))
 		return dst, nil
 	}
 
@@ -226,6 +231,7 @@ func (s *Sealer) Seal(dst []byte, h *Header, frag *FragmentHeader, payload []byt
 	mac.Write(dst[start:])
 	dst = mac.Sum(dst)
 	s.counter++
+	s.sealed += uint64(len(payload))
 	return dst, nil
 }
 
@@ -259,7 +265,7 @@ type Opener struct {
 	scratch []byte
 	ct      []byte // OpenInPlace's copy of the ciphertext
 	sum     [HMACSize]byte
-	nonce   [chacha20poly1305.NonceSize]byte
+	nonce   [NonceSize]byte
 }
 
 // NewOpener returns the opener for frames travelling in direction dir, at
@@ -269,7 +275,7 @@ func NewOpener(s *SessionSecrets, dir Direction, now time.Time) *Opener {
 		dir:     dir,
 		th:      s.TranscriptHash,
 		peerPub: s.senderKey(dir),
-		cur:     &recvEpoch{epoch: newEpoch(s.SessionKey, 0, s.TranscriptHash, dir, now)},
+		cur:     &recvEpoch{epoch: newEpoch(s.AEAD, s.SessionKey, 0, s.TranscriptHash, dir, now)},
 	}
 }
 
@@ -280,7 +286,7 @@ func NewOpenerAt(s *SessionSecrets, dir Direction, ep uint32, largest uint64, an
 		return nil, ErrUnknownEpoch
 	}
 	o := NewOpener(s, dir, now)
-	o.cur = &recvEpoch{epoch: newEpoch(EpochKey(s.SessionKey, ep), ep, s.TranscriptHash, dir, now)}
+	o.cur = &recvEpoch{epoch: newEpoch(s.AEAD, EpochKey(s.SessionKey, ep), ep, s.TranscriptHash, dir, now)}
 	if any {
 		o.cur.filter.Accept(largest)
 	}

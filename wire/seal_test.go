@@ -21,9 +21,18 @@ func testSecrets(seed byte) *SessionSecrets {
 	return s
 }
 
-// pair returns a sealer and the matching opener for direction i2r.
-func pair(t0 time.Time) (*Sealer, *Opener) {
+// testAEADs are the profile's ciphers: the tests that exercise sealing run
+// under each.
+var testAEADs = []AEAD{ChaCha20Poly1305, AES256GCM}
+
+// pair returns a ChaCha20-Poly1305 sealer and the matching opener for
+// direction i2r.
+func pair(t0 time.Time) (*Sealer, *Opener) { return pairWith(ChaCha20Poly1305, t0) }
+
+// pairWith is pair under alg.
+func pairWith(alg AEAD, t0 time.Time) (*Sealer, *Opener) {
 	s := testSecrets(1)
+	s.AEAD = alg
 	return NewSealer(s, InitiatorToResponder, t0), NewOpener(s, InitiatorToResponder, t0)
 }
 
@@ -38,13 +47,19 @@ func seal(t *testing.T, s *Sealer, tier Tier, enc bool, payload []byte, now time
 }
 
 func TestSealOpenRoundTrip(t *testing.T) {
+	for _, alg := range testAEADs {
+		t.Run(alg.String(), func(t *testing.T) { testSealOpenRoundTrip(t, alg) })
+	}
+}
+
+func testSealOpenRoundTrip(t *testing.T, alg AEAD) {
 	payloads := [][]byte{nil, []byte("x"), bytes.Repeat([]byte("myclerk "), 300)}
 	for tier := Tier3; tier <= Tier5; tier++ {
 		for _, enc := range []bool{true, false} {
 			for _, fragmented := range []bool{false, true} {
 				for _, p := range payloads {
 					name := fmt.Sprintf("%v/E=%v/F=%v/%dB", tier, enc, fragmented, len(p))
-					s, o := pair(t0)
+					s, o := pairWith(alg, t0)
 					h := Header{Tier: tier, Encrypted: enc, Fragmented: fragmented, Op: OpStreamData, SessionID: 7}
 					var frag *FragmentHeader
 					if fragmented {
@@ -93,19 +108,31 @@ func TestSealOpenRoundTrip(t *testing.T) {
 }
 
 func TestOpenRejects(t *testing.T) {
-	for tier := Tier3; tier <= Tier5; tier++ {
-		t.Run(tier.String(), func(t *testing.T) {
-			s, o := pair(t0)
+	for _, alg := range testAEADs {
+		for tier := Tier3; tier <= Tier5; tier++ {
+			t.Run(alg.String()+"/"+tier.String(), func(t *testing.T) { testOpenRejects(t, alg, tier) })
+		}
+	}
+}
+
+func testOpenRejects(t *testing.T, alg AEAD, tier Tier) {
+	{
+		{
+			s, o := pairWith(alg, t0)
 			good := seal(t, s, tier, true, []byte("secret"), t0)
 
 			// Wrong key: another session's opener.
-			other := NewOpener(testSecrets(2), InitiatorToResponder, t0)
+			sec2 := testSecrets(2)
+			sec2.AEAD = alg
+			other := NewOpener(sec2, InitiatorToResponder, t0)
 			other.peerPub = o.peerPub
 			if _, err := other.Open(nil, good, t0); !errors.Is(err, ErrAuth) {
 				t.Errorf("wrong key: %v", err)
 			}
 			// Wrong direction: the sender's own opener for r2i.
-			rev := NewOpener(testSecrets(1), ResponderToInitiator, t0)
+			sec1 := testSecrets(1)
+			sec1.AEAD = alg
+			rev := NewOpener(sec1, ResponderToInitiator, t0)
 			if _, err := rev.Open(nil, good, t0); !errors.Is(err, ErrAuth) {
 				t.Errorf("wrong direction: %v", err)
 			}
@@ -141,8 +168,62 @@ func TestOpenRejects(t *testing.T) {
 			if _, err := o.Open(nil, plain, t0); !errors.Is(err, ErrWrongTier) {
 				t.Errorf("tier 2 at opener: %v", err)
 			}
-		})
+		}
 	}
+}
+
+// The cipher is part of the keys' meaning: a frame sealed under one AEAD
+// does not open under the other with the same secrets (a peer that
+// disagreed about the negotiation sees only ErrAuth).
+func TestAEADIsBound(t *testing.T) {
+	for _, alg := range testAEADs {
+		for tier := Tier3; tier <= Tier5; tier++ {
+			s, _ := pairWith(alg, t0)
+			_, o := pairWith(1-alg, t0)
+			if _, err := o.Open(nil, seal(t, s, tier, true, []byte("cross"), t0), t0); !errors.Is(err, ErrAuth) {
+				t.Errorf("%v %v frame under %v: %v", alg, tier, 1-alg, err)
+			}
+			if s.AEAD() != alg {
+				t.Errorf("sealer reports %v, want %v", s.AEAD(), alg)
+			}
+		}
+	}
+	if AEAD(2).Valid() || !AES256GCM.Valid() || AEAD(9).String() != "aead(9)" {
+		t.Error("AEAD validity or names")
+	}
+}
+
+// AES-256-GCM epochs are also bounded by bytes (PROFILE.md §P23):
+// rotation is due at RekeyAfterBytesAESGCM, sealing stops at
+// RejectAfterBytesAESGCM; ChaCha20-Poly1305 has no byte bound.
+func TestAESGCMByteLimits(t *testing.T) {
+	s, _ := pairWith(AES256GCM, t0)
+	p := make([]byte, 100)
+	s.sealed = RekeyAfterBytesAESGCM - 1
+	if s.NeedsRotation(t0) {
+		t.Error("rotation due below the byte bound")
+	}
+	seal(t, s, Tier3, true, p, t0)
+	if !s.NeedsRotation(t0) {
+		t.Error("rotation not due past the byte bound")
+	}
+	s.sealed = RejectAfterBytesAESGCM - 100
+	seal(t, s, Tier3, true, p, t0) // exactly at the bound
+	if _, err := s.Seal(nil, &Header{Tier: Tier3}, nil, []byte{1}, t0); !errors.Is(err, ErrKeyExhausted) {
+		t.Errorf("one byte past the bound: %v", err)
+	}
+	s.Rotate(t0)
+	if s.sealed != 0 || s.NeedsRotation(t0) {
+		t.Errorf("after rotation: %d bytes counted", s.sealed)
+	}
+	seal(t, s, Tier3, true, p, t0)
+
+	c, _ := pairWith(ChaCha20Poly1305, t0)
+	c.sealed = RejectAfterBytesAESGCM * 4
+	if c.NeedsRotation(t0) {
+		t.Error("ChaCha20-Poly1305 rotates on bytes")
+	}
+	seal(t, c, Tier3, true, p, t0)
 }
 
 func TestTier4WrongPublicKey(t *testing.T) {
@@ -231,9 +312,13 @@ func TestKeyLimits(t *testing.T) {
 }
 
 func TestRotation(t *testing.T) {
-	for _, tier := range []Tier{Tier3, Tier4, Tier5} {
-		t.Run(tier.String(), func(t *testing.T) {
-			s, o := pair(t0)
+	for _, tc := range []struct {
+		alg  AEAD
+		tier Tier
+	}{{ChaCha20Poly1305, Tier3}, {ChaCha20Poly1305, Tier4}, {ChaCha20Poly1305, Tier5}, {AES256GCM, Tier3}, {AES256GCM, Tier5}} {
+		tier := tc.tier
+		t.Run(tc.alg.String()+"/"+tier.String(), func(t *testing.T) {
+			s, o := pairWith(tc.alg, t0)
 			before := seal(t, s, tier, true, []byte("e0"), t0) // held back: reordered across the rotation
 			if _, err := o.Open(nil, seal(t, s, tier, true, []byte("e0"), t0), t0); err != nil {
 				t.Fatal(err)
@@ -341,9 +426,15 @@ func TestSealerOpenerAt(t *testing.T) {
 }
 
 func TestOpenInPlace(t *testing.T) {
+	for _, alg := range testAEADs {
+		t.Run(alg.String(), func(t *testing.T) { testOpenInPlace(t, alg) })
+	}
+}
+
+func testOpenInPlace(t *testing.T, alg AEAD) {
 	for tier := Tier3; tier <= Tier5; tier++ {
 		for _, enc := range []bool{true, false} {
-			s, o := pair(t0)
+			s, o := pairWith(alg, t0)
 			payload := bytes.Repeat([]byte("in place "), 50)
 			b := seal(t, s, tier, enc, payload, t0)
 			got, err := o.OpenInPlace(b, t0)

@@ -88,7 +88,7 @@ for e in hs["epochs"]:
 
 
 def seal(v):
-    """Builds the frame of a sealed vector from PROFILE.md §P1, §P4, §P8, §P9, §P13."""
+    """Builds the frame of a sealed vector from PROFILE.md §P1, §P4, §P8, §P9, §P13, §P23."""
     km = v["keys"]
     d = v["direction"].encode()
     key, rnd, mac = directional(chain_key(h(km["session_key"]), v["epoch"]), h(km["transcript_hash"]), d)
@@ -107,7 +107,8 @@ def seal(v):
     nonce = struct.pack(">I", v["timestamp"]) + rnd + struct.pack(">I", ctr)
     same(f"{v['name']}: aead nonce", nonce, h(v["aead_nonce"]))
     pt = h(v["plaintext"])
-    aead = ChaCha20Poly1305(key)
+    # PROFILE.md §P23: the session's AEAD; absent means ChaCha20-Poly1305.
+    aead = {"chacha20-poly1305": ChaCha20Poly1305, "aes-256-gcm": AESGCM}[km.get("aead", "chacha20-poly1305")](key)
     if tier < 5:
         if enc:
             return hdr + sub + aead.encrypt(nonce, pt, hdr + sub)

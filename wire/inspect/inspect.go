@@ -48,22 +48,28 @@ func DecodeHex(s string) ([]byte, error) {
 }
 
 // KeyMaterial is what opening or sealing frames of one session needs: the
-// §5.1 session key, the transcript hash and both ephemeral public keys.
+// §5.1 session key, the transcript hash, both ephemeral public keys and
+// the session's AEAD (absent: chacha20-poly1305, PROFILE.md §P23).
 type KeyMaterial struct {
-	SessionKey     Hex `json:"session_key"`
-	TranscriptHash Hex `json:"transcript_hash"`
-	InitiatorKey   Hex `json:"initiator_key"`
-	ResponderKey   Hex `json:"responder_key"`
+	SessionKey     Hex    `json:"session_key"`
+	TranscriptHash Hex    `json:"transcript_hash"`
+	InitiatorKey   Hex    `json:"initiator_key"`
+	ResponderKey   Hex    `json:"responder_key"`
+	AEAD           string `json:"aead,omitempty"`
 }
 
 // FromSecrets returns the key material of s.
 func FromSecrets(s *wire.SessionSecrets) *KeyMaterial {
-	return &KeyMaterial{
+	k := &KeyMaterial{
 		SessionKey:     Hex(s.SessionKey[:]),
 		TranscriptHash: Hex(s.TranscriptHash[:]),
 		InitiatorKey:   Hex(s.InitiatorKey[:]),
 		ResponderKey:   Hex(s.ResponderKey[:]),
 	}
+	if s.AEAD != wire.ChaCha20Poly1305 {
+		k.AEAD = s.AEAD.String()
+	}
+	return k
 }
 
 // Secrets checks the sizes and returns the session secrets.
@@ -83,6 +89,13 @@ func (k *KeyMaterial) Secrets() (*wire.SessionSecrets, error) {
 			return nil, fmt.Errorf("key material: %s has %d bytes, want %d", f.name, len(f.src), len(f.dst))
 		}
 		copy(f.dst, f.src)
+	}
+	if k.AEAD != "" {
+		a, err := wire.ParseAEAD(k.AEAD)
+		if err != nil {
+			return nil, fmt.Errorf("key material: aead: %w", err)
+		}
+		s.AEAD = a
 	}
 	return &s, nil
 }

@@ -33,7 +33,11 @@
 // The package does no I/O and keeps no state.
 package payload
 
-import "strconv"
+import (
+	"strconv"
+
+	"github.com/myclerk/myclerk-bridge/wire"
+)
 
 // Decoding limits. Each one bounds what an unauthenticated peer can make a
 // decoder do; the encodings of this package stay far below all of them.
@@ -114,6 +118,23 @@ func Negotiate(offered, supported []Capability) []Capability {
 		}
 	}
 	return sel
+}
+
+// SelectAEAD returns the session's AEAD from the selected capabilities of
+// a SESSION_ACK or SESSION_RESUMED (PROFILE.md §P23): the first of
+// CapAES256GCM and CapChaCha20 that appears, so the responder's preference
+// decides among what the initiator offered; ChaCha20-Poly1305, which every
+// implementation has, when neither appears.
+func SelectAEAD(caps []Capability) wire.AEAD {
+	for _, c := range caps {
+		switch c {
+		case CapAES256GCM:
+			return wire.AES256GCM
+		case CapChaCha20:
+			return wire.ChaCha20Poly1305
+		}
+	}
+	return wire.ChaCha20Poly1305
 }
 
 // SelectCompression returns the session's compression algorithm: the first

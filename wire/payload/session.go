@@ -165,14 +165,20 @@ func (p *SessionAck) Unmarshal(b []byte) error {
 //	    old-session-id: uint .size 2,
 //	    ticket: bstr .size 96,   ; profile: 64 in the draft
 //	    nonce: bstr .size 8,     ; profile extension
+//	    ? capabilities: [* capability],   ; profile extension (§P23)
 //	}
 //
 // Nonce is the initiator's fresh nonce for the resumed session; the
-// profile requires it so that resumed keys never repeat.
+// profile requires it so that resumed keys never repeat. Capabilities are
+// offered again, as in SESSION_INIT: a resumed session negotiates afresh.
 type SessionResume struct {
 	OldSessionID uint16
 	Ticket       [wire.TicketSize]byte // opaque here; see package ticket
 	Nonce        [8]byte
+
+	// Capabilities offered; nil means the member is absent. At most
+	// MaxCapabilities.
+	Capabilities []Capability
 }
 
 const nameSessionResume = "session-resume"
@@ -182,13 +188,24 @@ func (p *SessionResume) Marshal() ([]byte, error) { return p.AppendMsgpack(nil) 
 
 // AppendMsgpack appends the deterministic encoding of p to dst.
 func (p *SessionResume) AppendMsgpack(dst []byte) ([]byte, error) {
-	b := appendMapLen(dst, 3)
+	if len(p.Capabilities) > MaxCapabilities {
+		return dst, encodeErr(nameSessionResume, "%d capabilities, limit %d", len(p.Capabilities), MaxCapabilities)
+	}
+	n := 3
+	if p.Capabilities != nil {
+		n++
+	}
+	b := appendMapLen(dst, n)
 	b = appendStr(b, keyOldSessionID)
 	b = appendUint(b, uint64(p.OldSessionID))
 	b = appendStr(b, keyTicket)
 	b = appendBin(b, p.Ticket[:])
 	b = appendStr(b, keyNonce)
 	b = appendBin(b, p.Nonce[:])
+	if p.Capabilities != nil {
+		b = appendStr(b, keyCapabilities)
+		b = appendCaps(b, p.Capabilities)
+	}
 	return b, nil
 }
 
@@ -199,6 +216,7 @@ func (p *SessionResume) Unmarshal(b []byte) error {
 		member{keyOldSessionID, true, uintInto(&v.OldSessionID, math.MaxUint16)},
 		member{keyTicket, true, binInto(v.Ticket[:], nil)},
 		member{keyNonce, true, binInto(v.Nonce[:], nil)},
+		member{keyCapabilities, false, capsInto(&v.Capabilities)},
 	)
 	if err == nil {
 		*p = v
@@ -213,11 +231,16 @@ func (p *SessionResume) Unmarshal(b []byte) error {
 //	    session-id: uint .size 2,
 //	    nonce: bstr .size 8,
 //	    selected-tier: uint .le 5,
+//	    ? selected-capabilities: [* capability],   ; §P23
 //	}
 type SessionResumed struct {
 	SessionID    uint16
 	Nonce        [8]byte // the responder's fresh nonce
 	SelectedTier uint8   // at most wire.MaxTier
+
+	// SelectedCapabilities; nil means the member is absent. At most
+	// MaxCapabilities.
+	SelectedCapabilities []Capability
 }
 
 const nameSessionResumed = "session-resumed"
@@ -230,13 +253,24 @@ func (p *SessionResumed) AppendMsgpack(dst []byte) ([]byte, error) {
 	if p.SelectedTier > uint8(wire.MaxTier) {
 		return dst, encodeErr(nameSessionResumed, "selected-tier %d, limit %d", p.SelectedTier, wire.MaxTier)
 	}
-	b := appendMapLen(dst, 3)
+	if len(p.SelectedCapabilities) > MaxCapabilities {
+		return dst, encodeErr(nameSessionResumed, "%d selected capabilities, limit %d", len(p.SelectedCapabilities), MaxCapabilities)
+	}
+	n := 3
+	if p.SelectedCapabilities != nil {
+		n++
+	}
+	b := appendMapLen(dst, n)
 	b = appendStr(b, keySessionID)
 	b = appendUint(b, uint64(p.SessionID))
 	b = appendStr(b, keyNonce)
 	b = appendBin(b, p.Nonce[:])
 	b = appendStr(b, keySelectedTier)
 	b = appendUint(b, uint64(p.SelectedTier))
+	if p.SelectedCapabilities != nil {
+		b = appendStr(b, keySelectedCapabilities)
+		b = appendCaps(b, p.SelectedCapabilities)
+	}
 	return b, nil
 }
 
@@ -247,6 +281,7 @@ func (p *SessionResumed) Unmarshal(b []byte) error {
 		member{keySessionID, true, uintInto(&v.SessionID, math.MaxUint16)},
 		member{keyNonce, true, binInto(v.Nonce[:], nil)},
 		member{keySelectedTier, true, uintInto(&v.SelectedTier, uint64(wire.MaxTier))},
+		member{keySelectedCapabilities, false, capsInto(&v.SelectedCapabilities)},
 	)
 	if err == nil {
 		*p = v

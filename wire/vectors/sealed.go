@@ -107,17 +107,35 @@ func sealedFile(hs *handshakeVector) (*File, error) {
 		{name: "TUNNEL: a Tier 0 frame as the plaintext of a Tier 3 frame", dir: i2r, counter: 10, largest: ptr[uint64](9), tier: wire.Tier3, op: wire.OpTunnel, enc: true,
 			plain: wire.AppendTier0(nil, false, []byte("tunnelled bytes"))},
 	}
-	var out []SealedVector
-	for _, c := range cases {
-		v, err := c.build(&hs.secrets)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, v)
+	// The same session keys under AES-256-GCM, the optional AEAD (§P23):
+	// only the cipher changes, the layout and the key schedule do not.
+	aesCases := []sealCase{
+		{name: "aes-256-gcm tier3 encrypted", dir: i2r, tier: wire.Tier3, op: wire.OpGPIOLineSet, enc: true, plain: msg},
+		{name: "aes-256-gcm tier3 authenticate-only", dir: r2i, tier: wire.Tier3, op: wire.OpGPIOLineGet, plain: []byte("line 17 = 1")},
+		{name: "aes-256-gcm tier3 fragmented", dir: i2r, counter: 2, largest: ptr[uint64](1), tier: wire.Tier3, op: wire.OpStreamData, enc: true,
+			frag: &wire.FragmentHeader{MessageID: 7, Index: 1, Total: 3}, plain: []byte("middle part")},
+		{name: "aes-256-gcm tier4 encrypted", dir: r2i, tier: wire.Tier4, op: wire.OpKeyExchangeInit, enc: true, plain: msg},
+		{name: "aes-256-gcm tier5 encrypted", dir: i2r, tier: wire.Tier5, op: wire.OpDeviceLock, enc: true, plain: msg},
+		{name: "aes-256-gcm tier5 authenticate-only", dir: r2i, tier: wire.Tier5, op: wire.OpDeviceUnlock, plain: []byte("unlock 3")},
 	}
-	return &File{Name: "sealed.json", Description: "Sealed frames, Tiers 3-5 (PROFILE.md §P4, §P8, §P9, §P11, §P13): " +
+	aesSecrets := hs.secrets
+	aesSecrets.AEAD = wire.AES256GCM
+	var out []SealedVector
+	for _, set := range []struct {
+		cases []sealCase
+		sec   *wire.SessionSecrets
+	}{{cases, &hs.secrets}, {aesCases, &aesSecrets}} {
+		for _, c := range set.cases {
+			v, err := c.build(set.sec)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, v)
+		}
+	}
+	return &File{Name: "sealed.json", Description: "Sealed frames, Tiers 3-5 (PROFILE.md §P4, §P8, §P9, §P11, §P13, §P23): " +
 		"nonce = timestamp ‖ random ‖ counter (each 32-bit big-endian); Sequence = counter bits 0-7, header Nonce = bits 8-23; " +
-		"ChaCha20-Poly1305 with associated_data = header ‖ fragment sub-header (Tier 5: header without its tag), plus the payload when E=0; " +
+		"the session's AEAD (keys.aead; absent means ChaCha20-Poly1305, aes-256-gcm is AES-256-GCM with the same 32-byte key) with associated_data = header ‖ fragment sub-header (Tier 5: header without its tag), plus the payload when E=0; " +
 		"Tiers 3-4: tag is the trailer; Tier 5: tag in the header, trailer = HMAC-SHA256(mac_key, everything before it). Keys: keyschedule.json.",
 		Vectors: out}, nil
 }
