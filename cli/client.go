@@ -167,12 +167,12 @@ func (c *clientCmd) run(ctx context.Context, args []string) error {
 			caps[i] = x.String()
 		}
 		v := map[string]any{"session_id": st.SessionID, "tier": st.Tier, "requested_tier": st.RequestedTier,
-			"capabilities": caps, "peer": st.Peer.Name, "peer_node": st.Peer.Node.String(), "remote": st.Remote,
+			"aead": st.AEAD.String(), "capabilities": caps, "peer": st.Peer.Name, "peer_node": st.Peer.Node.String(), "remote": st.Remote,
 			"send_epoch": st.SendEpoch, "send_counter": st.SendCounter, "recv_epoch": st.RecvEpoch,
 			"frames_sent": st.FramesSent, "frames_received": st.FramesReceived, "rejected": st.Rejected}
 		return c.out(v, func(w io.Writer) {
-			fmt.Fprintf(w, "hub\t%s (%s)\nremote\t%s\nsession\t%d\ntier\t%d (asked for %d)\ncapabilities\t%s\n",
-				st.Peer.Name, st.Peer.Node, st.Remote, st.SessionID, st.Tier, st.RequestedTier, strings.Join(caps, ", "))
+			fmt.Fprintf(w, "hub\t%s (%s)\nremote\t%s\nsession\t%d\ntier\t%d (asked for %d)\ncipher\t%s\ncapabilities\t%s\n",
+				st.Peer.Name, st.Peer.Node, st.Remote, st.SessionID, st.Tier, st.RequestedTier, st.AEAD, strings.Join(caps, ", "))
 			fmt.Fprintf(w, "key epochs\tsend %d, receive %d\ncounters\tnext send %d, frames sent %d, received %d, rejected %d\n",
 				st.SendEpoch, st.RecvEpoch, st.SendCounter, st.FramesSent, st.FramesReceived, st.Rejected)
 		})

@@ -76,7 +76,13 @@ type Session struct {
 	Keepalive time.Duration  `yaml:"keepalive"`
 	DeadAfter time.Duration  `yaml:"dead_after"`
 	Tickets   bool           `yaml:"tickets"`
+	// AEAD is "auto" (offer AES-256-GCM too where this CPU has AES
+	// hardware) or "chacha20-poly1305" (never offer it).
+	AEAD string `yaml:"aead"`
 }
+
+// AllowAES reports whether sessions may offer AES-256-GCM.
+func (s *Session) AllowAES() bool { return s.AEAD != "chacha20-poly1305" }
 
 // ACL sets the hub's access defaults.
 type ACL struct {
@@ -117,7 +123,7 @@ func Default() *Config {
 	return &Config{
 		Role: "hub", Name: "hub", DataDir: "./data", LogLevel: "info",
 		Listen:   Listen{TCP: "127.0.0.1:7410", WebSocket: "127.0.0.1:7411", NATS: "127.0.0.1:7412", Metrics: "127.0.0.1:7419"},
-		Session:  Session{Tier: 3, Floor: 3, Keepalive: 30 * time.Second, DeadAfter: 90 * time.Second, Tickets: true},
+		Session:  Session{Tier: 3, Floor: 3, Keepalive: 30 * time.Second, DeadAfter: 90 * time.Second, Tickets: true, AEAD: "auto"},
 		ACL:      ACL{DefaultMode: "read-write"},
 		Database: Database{Type: "sqlite"},
 	}
@@ -213,6 +219,9 @@ func (c *Config) Check() error {
 		if t > 5 || wire.Tier(t) < op.MinTier() {
 			return keyErr("session.min_tier."+name, "%d: the profile needs at least %d; minimums may only be raised", t, op.MinTier())
 		}
+	}
+	if s.AEAD != "auto" && s.AEAD != "chacha20-poly1305" {
+		return keyErr("session.aead", "%q: want auto or chacha20-poly1305", s.AEAD)
 	}
 	if s.Keepalive < time.Second || s.DeadAfter <= s.Keepalive {
 		return keyErr("session.keepalive", "%v with dead_after %v: want keepalive ≥ 1s and dead_after above it", s.Keepalive, s.DeadAfter)

@@ -36,6 +36,7 @@ func TestErrorsNameTheKey(t *testing.T) {
 		"session: {tier: 6}":                        "session.tier",
 		"session: {floor: 2}":                       "session.floor",
 		"session: {tier: 3, floor: 4}":              "session.floor",
+		"session: {aead: aes-128-ctr}":              "session.aead",
 		"session: {min_tier: {DEVICE_LOCK: 2}}":     "session.min_tier.DEVICE_LOCK",
 		"session: {min_tier: {FLY: 4}}":             "session.min_tier.FLY",
 		"session: {keepalive: 10s, dead_after: 5s}": "session.keepalive",

@@ -36,7 +36,6 @@ import (
 	"github.com/myclerk/myclerk-bridge/node/store"
 	"github.com/myclerk/myclerk-bridge/node/transport"
 	"github.com/myclerk/myclerk-bridge/wire"
-	"github.com/myclerk/myclerk-bridge/wire/payload"
 	"github.com/myclerk/myclerk-bridge/wire/ticket"
 )
 
@@ -53,7 +52,7 @@ func SessionConfig(c *config.Config, id *identity.Identity, root ed25519.PublicK
 		}
 	}
 	return &session.Config{Identity: id, Root: root, Tier: wire.Tier(c.Session.Tier), Floor: wire.Tier(c.Session.Floor),
-		Capabilities: []payload.Capability{payload.CapChaCha20, payload.CapFragmentation},
+		Capabilities: session.Capabilities(c.Session.AllowAES() && session.HardwareAES()),
 		Policy:       pol, Rand: rand.Reader, Log: log}, nil
 }
 

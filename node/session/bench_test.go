@@ -46,7 +46,6 @@ import (
 	"github.com/myclerk/myclerk-bridge/node/transport/transporttest"
 	"github.com/myclerk/myclerk-bridge/wire"
 	"github.com/myclerk/myclerk-bridge/wire/frag"
-	"github.com/myclerk/myclerk-bridge/wire/payload"
 	"github.com/myclerk/myclerk-bridge/wire/replay"
 )
 
@@ -78,10 +77,35 @@ func newBenchFamily(tb testing.TB) *benchFamily {
 	return &benchFamily{root: root, hub: issue(identity.RoleHub, "nas"), node: issue(identity.RoleNode, "pi")}
 }
 
-// cfg is a Tier 3 configuration (floor 3), as everyday traffic uses.
-func (f *benchFamily) cfg(id *identity.Identity) *Config {
+// cfg is a Tier 3 configuration (floor 3), as everyday traffic uses,
+// offering ChaCha20-Poly1305 only.
+func (f *benchFamily) cfg(id *identity.Identity) *Config { return f.cfgAEAD(id, false) }
+
+// cfgAEAD is cfg offering AES-256-GCM first when aes is set (§P23).
+func (f *benchFamily) cfgAEAD(id *identity.Identity, aes bool) *Config {
 	return &Config{Identity: id, Root: f.root.Public(), Tier: wire.Tier3, Floor: wire.Tier3, Rand: rand.Reader,
-		Capabilities: []payload.Capability{payload.CapChaCha20, payload.CapFragmentation}, Log: zerolog.Nop()}
+		Capabilities: Capabilities(aes), Log: zerolog.Nop()}
+}
+
+// benchCiphers are the session variants each transport benchmark runs:
+// "myclerk-tier3" under ChaCha20-Poly1305 and, where this CPU has AES
+// hardware (where a node negotiates it), "myclerk-tier3-aes" under
+// AES-256-GCM.
+func benchCiphers() []struct {
+	name string
+	aes  bool
+} {
+	v := []struct {
+		name string
+		aes  bool
+	}{{"myclerk-tier3", false}}
+	if HardwareAES() {
+		v = append(v, struct {
+			name string
+			aes  bool
+		}{"myclerk-tier3-aes", true})
+	}
+	return v
 }
 
 // benchHandshake runs Responder.Accept on sc (in a goroutine, as a server
@@ -337,9 +361,12 @@ func BenchmarkHandshake(b *testing.B) {
 
 // benchTCPSession opens a Tier 3 session over loopback TCP, runs serve on
 // the responder's side in a goroutine and returns the initiator's side.
-func benchTCPSession(b *testing.B, f *benchFamily, serve func(*Session)) *Session {
+func benchTCPSession(b *testing.B, f *benchFamily, aes bool, serve func(*Session)) *Session {
 	c, s := transporttest.LoopbackTCP(b)
-	client, server := benchHandshake(b, f.cfg(f.node), &Responder{Config: f.cfg(f.hub)}, transport.NewStream(c), transport.NewStream(s))
+	client, server := benchHandshake(b, f.cfgAEAD(f.node, aes), &Responder{Config: f.cfgAEAD(f.hub, aes)}, transport.NewStream(c), transport.NewStream(s))
+	if want := map[bool]wire.AEAD{false: wire.ChaCha20Poly1305, true: wire.AES256GCM}[aes]; client.AEAD() != want {
+		b.Fatalf("negotiated %v, want %v", client.AEAD(), want)
+	}
 	go serve(server)
 	b.Cleanup(func() { client.conn.Close(); server.conn.Close() })
 	return client
@@ -442,10 +469,15 @@ func benchOneWayFramed(b *testing.B, f *transporttest.Framed, k *benchSink, n in
 // TLS 1.3 with the same length-prefixed framing.
 func BenchmarkEchoTCP(b *testing.B) {
 	f := newBenchFamily(b)
-	s := benchTCPSession(b, f, serveEcho)
 	t := benchTLS(b, (*transporttest.Framed).Echo)
+	var ss []*Session
+	for _, c := range benchCiphers() {
+		ss = append(ss, benchTCPSession(b, f, c.aes, serveEcho))
+	}
 	for _, sz := range benchSizes {
-		b.Run("myclerk-tier3/"+sz.name, func(b *testing.B) { benchEchoSession(b, s, sz.n) })
+		for i, c := range benchCiphers() {
+			b.Run(c.name+"/"+sz.name, func(b *testing.B) { benchEchoSession(b, ss[i], sz.n) })
+		}
 		b.Run("tls13/"+sz.name, func(b *testing.B) { benchEchoFramed(b, t, sz.n) })
 	}
 }
@@ -454,11 +486,19 @@ func BenchmarkEchoTCP(b *testing.B) {
 // server counts them (TCP's own flow control is the only window).
 func BenchmarkStreamTCP(b *testing.B) {
 	f := newBenchFamily(b)
-	ks, kt := newBenchSink(false), newBenchSink(false)
-	s := benchTCPSession(b, f, serveCount(ks))
+	kt := newBenchSink(false)
 	t := benchTLS(b, framedCount(kt))
+	var ss []*Session
+	var ks []*benchSink
+	for _, c := range benchCiphers() {
+		k := newBenchSink(false)
+		ks = append(ks, k)
+		ss = append(ss, benchTCPSession(b, f, c.aes, serveCount(k)))
+	}
 	for _, sz := range benchSizes {
-		b.Run("myclerk-tier3/"+sz.name, func(b *testing.B) { benchOneWaySession(b, s, ks, sz.n) })
+		for i, c := range benchCiphers() {
+			b.Run(c.name+"/"+sz.name, func(b *testing.B) { benchOneWaySession(b, ss[i], ks[i], sz.n) })
+		}
 		b.Run("tls13/"+sz.name, func(b *testing.B) { benchOneWayFramed(b, t, kt, sz.n) })
 	}
 }
@@ -490,8 +530,12 @@ func newBenchNATS(b *testing.B) *benchNATS {
 
 // session opens a Tier 3 session over transport.DialNATS/ListenNATS, runs
 // serve on the hub's side and returns the node's side.
-func (env *benchNATS) session(b *testing.B, f *benchFamily, serve func(*Session)) *Session {
-	l, err := transport.ListenNATS(env.hub, "fam", "hub")
+func (env *benchNATS) session(b *testing.B, f *benchFamily, aes bool, serve func(*Session)) *Session {
+	hubNode := "hub"
+	if aes {
+		hubNode = "hubaes"
+	}
+	l, err := transport.ListenNATS(env.hub, "fam", hubNode)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -507,7 +551,7 @@ func (env *benchNATS) session(b *testing.B, f *benchFamily, serve func(*Session)
 		}
 		acc <- c
 	}()
-	cc, err := transport.DialNATS(env.client, "fam", "pi", "hub")
+	cc, err := transport.DialNATS(env.client, "fam", "pi", hubNode)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -518,7 +562,7 @@ func (env *benchNATS) session(b *testing.B, f *benchFamily, serve func(*Session)
 		err error
 	}
 	ch := make(chan res, 1)
-	r := &Responder{Config: f.cfg(f.hub)}
+	r := &Responder{Config: f.cfgAEAD(f.hub, aes)}
 	go func() {
 		sc := <-acc
 		if sc == nil {
@@ -528,7 +572,7 @@ func (env *benchNATS) session(b *testing.B, f *benchFamily, serve func(*Session)
 		s, err := r.Accept(ctx, sc)
 		ch <- res{s, err}
 	}()
-	client, cerr := Dial(ctx, cc, f.cfg(f.node))
+	client, cerr := Dial(ctx, cc, f.cfgAEAD(f.node, aes))
 	sr := <-ch
 	if cerr != nil || sr.err != nil {
 		b.Fatalf("handshake over NATS: client %v, server %v", cerr, sr.err)
@@ -610,11 +654,16 @@ func (env *benchNATS) oneWayRaw(b *testing.B, subject string, k *benchSink, n in
 func BenchmarkEchoNATS(b *testing.B) {
 	f := newBenchFamily(b)
 	env := newBenchNATS(b)
-	s := env.session(b, f, serveEcho)
+	var ss []*Session
+	for _, c := range benchCiphers() {
+		ss = append(ss, env.session(b, f, c.aes, serveEcho))
+	}
 	const subject = "bench.raw.echo"
 	inbox, sub := env.rawEcho(b, subject)
 	for _, sz := range benchSizes {
-		b.Run("myclerk-tier3/"+sz.name, func(b *testing.B) { benchEchoSession(b, s, sz.n) })
+		for i, c := range benchCiphers() {
+			b.Run(c.name+"/"+sz.name, func(b *testing.B) { benchEchoSession(b, ss[i], sz.n) })
+		}
 		b.Run("raw/"+sz.name, func(b *testing.B) { env.echoRaw(b, subject, inbox, sub, sz.n) })
 	}
 }
@@ -625,8 +674,14 @@ func BenchmarkEchoNATS(b *testing.B) {
 func BenchmarkStreamNATS(b *testing.B) {
 	f := newBenchFamily(b)
 	env := newBenchNATS(b)
-	ks, kr := newBenchSink(true), newBenchSink(true)
-	s := env.session(b, f, serveCount(ks))
+	kr := newBenchSink(true)
+	var ss []*Session
+	var ks []*benchSink
+	for _, c := range benchCiphers() {
+		k := newBenchSink(true)
+		ks = append(ks, k)
+		ss = append(ss, env.session(b, f, c.aes, serveCount(k)))
+	}
 	const subject = "bench.raw.sink"
 	hs, err := env.hub.Subscribe(subject, func(*nats.Msg) { kr.add() })
 	if err != nil {
@@ -637,7 +692,9 @@ func BenchmarkStreamNATS(b *testing.B) {
 		b.Fatal(err)
 	}
 	for _, sz := range benchSizes {
-		b.Run("myclerk-tier3/"+sz.name, func(b *testing.B) { benchOneWaySession(b, s, ks, sz.n) })
+		for i, c := range benchCiphers() {
+			b.Run(c.name+"/"+sz.name, func(b *testing.B) { benchOneWaySession(b, ss[i], ks[i], sz.n) })
+		}
 		b.Run("raw/"+sz.name, func(b *testing.B) { env.oneWayRaw(b, subject, kr, sz.n) })
 	}
 }

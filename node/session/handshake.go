@@ -65,6 +65,10 @@ func dial(ctx context.Context, conn transport.Conn, cfg *Config, after func(*Ses
 	if tier < cfg.Tier {
 		cfg.Log.Warn().Int("requested_tier", int(cfg.Tier)).Int("selected_tier", int(tier)).Msg("The responder selected a lower tier than requested")
 	}
+	aead, err := selectedAEAD(cfg.Capabilities, ack.SelectedCapabilities)
+	if err != nil {
+		return nil, err
+	}
 	shared, err := eph.shared(f.Header.PublicKey)
 	if err != nil {
 		return nil, err
@@ -74,6 +78,7 @@ func dial(ctx context.Context, conn transport.Conn, cfg *Config, after func(*Ses
 		TranscriptHash: wire.TranscriptHash(initFrame, ackFrame),
 		InitiatorKey:   eph.pub,
 		ResponderKey:   f.Header.PublicKey,
+		AEAD:           aead,
 	}
 	skew := time.Duration(int64(f.Header.Timestamp)-cfg.now().Unix()) * time.Second
 	s := newSession(conn, cfg, wire.InitiatorToResponder, ack.SessionID, tier, cfg.Tier, ack.SelectedCapabilities, &sec, skew)
@@ -81,7 +86,7 @@ func dial(ctx context.Context, conn transport.Conn, cfg *Config, after func(*Ses
 		return nil, err
 	}
 	s.established()
-	s.log.Info().Int("tier", int(tier)).Str("peer", peerName(s.peer)).Msg("Opened a session")
+	s.log.Info().Int("tier", int(tier)).Stringer("aead", s.aead).Str("peer", peerName(s.peer)).Msg("Opened a session")
 	return s, nil
 }
 
@@ -188,6 +193,7 @@ func (r *Responder) accept(ctx context.Context, conn transport.Conn) (*Session, 
 		TranscriptHash: wire.TranscriptHash(initFrame, ackFrame),
 		InitiatorKey:   f.Header.PublicKey,
 		ResponderKey:   eph.pub,
+		AEAD:           payload.SelectAEAD(ack.SelectedCapabilities),
 	}
 	s := newSession(conn, cfg, wire.ResponderToInitiator, id, tier, requested, ack.SelectedCapabilities, &sec, skew)
 	s.release = func() { ids.Free(id) }
@@ -224,7 +230,7 @@ func (r *Responder) accept(ctx context.Context, conn transport.Conn) (*Session, 
 	}
 	ok = true
 	s.established()
-	s.log.Info().Int("tier", int(tier)).Str("peer", peerName(s.peer)).Msg("Accepted a session")
+	s.log.Info().Int("tier", int(tier)).Stringer("aead", s.aead).Str("peer", peerName(s.peer)).Msg("Accepted a session")
 	return s, nil
 }
 

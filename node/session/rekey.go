@@ -70,6 +70,7 @@ func (s *Session) newKeys(shared [wire.KeySize]byte, nI, nR [8]byte, initP, resp
 		TranscriptHash: wire.RekeyTranscript(s.th, initP, respP),
 		InitiatorKey:   initPub,
 		ResponderKey:   respPub,
+		AEAD:           s.aead, // a re-handshake keeps the session's cipher
 	}
 }
 

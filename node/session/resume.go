@@ -140,7 +140,7 @@ func resume(ctx context.Context, conn transport.Conn, cfg *Config, t Ticket) (*S
 	if err != nil {
 		return nil, err
 	}
-	resumeFrame, err := eph.hello(wire.OpSessionResume, 0, cfg.now(), &payload.SessionResume{OldSessionID: t.SessionID, Ticket: t.Ticket, Nonce: eph.nonce})
+	resumeFrame, err := eph.hello(wire.OpSessionResume, 0, cfg.now(), &payload.SessionResume{OldSessionID: t.SessionID, Ticket: t.Ticket, Nonce: eph.nonce, Capabilities: cfg.Capabilities})
 	if err != nil {
 		return nil, err
 	}
@@ -156,6 +156,10 @@ func resume(ctx context.Context, conn transport.Conn, cfg *Config, t Ticket) (*S
 	if tier < max(cfg.Floor, wire.Tier3) {
 		return nil, fmt.Errorf("%w: resumed at tier %d", ErrBelowFloor, tier)
 	}
+	aead, err := selectedAEAD(cfg.Capabilities, r.SelectedCapabilities)
+	if err != nil {
+		return nil, err
+	}
 	shared, err := eph.shared(f.Header.PublicKey)
 	if err != nil {
 		return nil, err
@@ -165,9 +169,10 @@ func resume(ctx context.Context, conn transport.Conn, cfg *Config, t Ticket) (*S
 		TranscriptHash: wire.TranscriptHash(resumeFrame, resumedFrame),
 		InitiatorKey:   eph.pub,
 		ResponderKey:   f.Header.PublicKey,
+		AEAD:           aead,
 	}
 	skew := time.Duration(int64(f.Header.Timestamp)-cfg.now().Unix()) * time.Second
-	s := newSession(conn, cfg, wire.InitiatorToResponder, r.SessionID, tier, t.Tier, nil, &sec, skew)
+	s := newSession(conn, cfg, wire.InitiatorToResponder, r.SessionID, tier, t.Tier, r.SelectedCapabilities, &sec, skew)
 	s.peer = t.Peer
 	// Key confirmation: the responder's first sealed frame (its new
 	// ticket, or a NOP) must open under the resumed keys.
@@ -240,7 +245,15 @@ func (r *Responder) acceptResume(ctx context.Context, conn transport.Conn, ids *
 		return nil, err
 	}
 	tier := cfg.Tier
-	resumedFrame, err := eph.hello(wire.OpSessionResumed, id, now, &payload.SessionResumed{SessionID: id, Nonce: eph.nonce, SelectedTier: uint8(tier)})
+	resumed := payload.SessionResumed{SessionID: id, Nonce: eph.nonce, SelectedTier: uint8(tier)}
+	if req.Capabilities != nil {
+		// Negotiated afresh, as in SESSION_ACK (§P23); an initiator that
+		// offered nothing gets nothing selected and ChaCha20-Poly1305.
+		if resumed.SelectedCapabilities = payload.Negotiate(req.Capabilities, cfg.Capabilities); resumed.SelectedCapabilities == nil {
+			resumed.SelectedCapabilities = []payload.Capability{}
+		}
+	}
+	resumedFrame, err := eph.hello(wire.OpSessionResumed, id, now, &resumed)
 	if err != nil {
 		return nil, err
 	}
@@ -256,8 +269,9 @@ func (r *Responder) acceptResume(ctx context.Context, conn transport.Conn, ids *
 		TranscriptHash: wire.TranscriptHash(resumeFrame, resumedFrame),
 		InitiatorKey:   f.Header.PublicKey,
 		ResponderKey:   eph.pub,
+		AEAD:           payload.SelectAEAD(resumed.SelectedCapabilities),
 	}
-	s := newSession(conn, cfg, wire.ResponderToInitiator, id, tier, tier, nil, &sec, skew)
+	s := newSession(conn, cfg, wire.ResponderToInitiator, id, tier, tier, resumed.SelectedCapabilities, &sec, skew)
 	s.release = func() { ids.Free(id) }
 	s.peer = peer
 	// Key confirmation: the initiator's NOP must open under the resumed keys.

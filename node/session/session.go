@@ -102,6 +102,7 @@ type Status struct {
 	SessionID      uint16
 	Tier           wire.Tier
 	RequestedTier  wire.Tier
+	AEAD           wire.AEAD
 	Capabilities   []payload.Capability
 	Peer           *identity.Certificate
 	SendEpoch      uint32
@@ -122,6 +123,7 @@ type Session struct {
 	id        uint16
 	tier      wire.Tier
 	requested wire.Tier
+	aead      wire.AEAD
 	caps      []payload.Capability
 	peer      *identity.Certificate
 
@@ -160,7 +162,7 @@ type Session struct {
 func newSession(conn transport.Conn, cfg *Config, dir wire.Direction, id uint16, tier, requested wire.Tier, caps []payload.Capability, sec *wire.SessionSecrets, skew time.Duration) *Session {
 	now := cfg.now()
 	s := &Session{
-		conn: conn, cfg: cfg, dir: dir, id: id, tier: tier, requested: requested, caps: caps,
+		conn: conn, cfg: cfg, dir: dir, id: id, tier: tier, requested: requested, aead: sec.AEAD, caps: caps,
 		sealer: wire.NewSealer(sec, dir, now),
 		opener: wire.NewOpener(sec, 1-dir, now),
 		reasm:  frag.NewReassembler(frag.DefaultLimits()),
@@ -180,6 +182,9 @@ func (s *Session) ID() uint16 { return s.id }
 // Tier returns the negotiated tier.
 func (s *Session) Tier() wire.Tier { return s.tier }
 
+// AEAD returns the negotiated cipher (PROFILE.md §P23).
+func (s *Session) AEAD() wire.AEAD { return s.aead }
+
 // HandshakeHash is the transcript hash of the handshake that opened the
 // session (not of later re-handshakes): both ends hold the same value, and
 // a man in the middle would hold two different ones, so a code derived
@@ -194,7 +199,7 @@ func (s *Session) Status() Status {
 	s.sendMu.Lock()
 	ep, ctr := s.sealer.Epoch(), s.sealer.Counter()
 	s.sendMu.Unlock()
-	return Status{SessionID: s.id, Tier: s.tier, RequestedTier: s.requested, Capabilities: s.caps, Peer: s.peer,
+	return Status{SessionID: s.id, Tier: s.tier, RequestedTier: s.requested, AEAD: s.aead, Capabilities: s.caps, Peer: s.peer,
 		SendEpoch: ep, SendCounter: ctr, RecvEpoch: s.opener.Epoch(), FramesSent: s.sent.Load(),
 		FramesReceived: s.received.Load(), Rejected: s.rejected.Load(), Remote: s.conn.RemoteAddr()}
 }
