@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -53,10 +52,17 @@ const natsBuffer = 1024
 const flushTimeout = 5 * time.Second
 
 // NATSConn is one connection between two nodes over NATS.
+//
+// The NATS client's reader puts each message straight into in (a channel
+// subscription), where ReadFrame takes it: no goroutine in between. When
+// the reader falls natsBuffer frames behind, NATS drops the next ones as
+// a slow consumer's and counts them (Dropped); the session's counters and
+// replay window cope.
 type NATSConn struct {
 	nc     *nats.Conn
 	local  string // our connection subject
 	sub    *nats.Subscription
+	hello  *nats.Subscription // dialer: learns the peer's subject, then ends
 	in     chan *nats.Msg
 	accept string // the peer's accept subject, for the first frame (dialer)
 
@@ -66,28 +72,44 @@ type NATSConn struct {
 	first   bool          // the first frame was sent
 	closed  chan struct{}
 	closeMu sync.Once
-
-	// Dropped counts frames dropped because the reader fell behind.
-	Dropped atomic.Int64
 }
 
 var _ Conn = (*NATSConn)(nil)
 
-func newNATSConn(nc *nats.Conn, family, node string) (*NATSConn, error) {
+func newNATSConn(nc *nats.Conn, family, node string, dialer bool) (*NATSConn, error) {
 	local, err := connSubject(family, node)
 	if err != nil {
 		return nil, err
 	}
 	c := &NATSConn{nc: nc, local: local, in: make(chan *nats.Msg, natsBuffer), known: make(chan struct{}), closed: make(chan struct{})}
-	if c.sub, err = nc.Subscribe(local, c.deliver); err != nil {
+	if c.sub, err = nc.ChanSubscribe(local, c.in); err != nil {
 		return nil, fmt.Errorf("failed to subscribe to %s: %w", local, err)
 	}
-	// The server must know the subscription before anyone is told its
+	var hello *nats.Subscription
+	if dialer {
+		// The first message to a dialer is the acceptor's hello, whose
+		// reply subject names the acceptor's end. A second subscription
+		// learns it as it arrives, whether or not anyone is reading yet,
+		// so that a dialer may send more frames before it reads; it ends
+		// itself after that one message.
+		if hello, err = nc.Subscribe(local, func(m *nats.Msg) { c.learn(m.Reply) }); err == nil {
+			err = hello.AutoUnsubscribe(1)
+		}
+		if err != nil {
+			c.sub.Unsubscribe()
+			return nil, fmt.Errorf("failed to subscribe to %s: %w", local, err)
+		}
+	}
+	// The server must know the subscriptions before anyone is told their
 	// subject, or the first frames to it are lost.
 	if err := nc.FlushTimeout(flushTimeout); err != nil {
 		c.sub.Unsubscribe()
+		if hello != nil {
+			hello.Unsubscribe()
+		}
 		return nil, fmt.Errorf("failed to register %s: %w", local, err)
 	}
+	c.hello = hello
 	return c, nil
 }
 
@@ -96,7 +118,7 @@ func DialNATS(nc *nats.Conn, family, from, to string) (*NATSConn, error) {
 	if !validToken(family) || !validToken(from) || !validToken(to) {
 		return nil, fmt.Errorf("nats: family %q, nodes %q and %q must be subject tokens", family, from, to)
 	}
-	c, err := newNATSConn(nc, family, from)
+	c, err := newNATSConn(nc, family, from, true)
 	if err != nil {
 		return nil, err
 	}
@@ -123,36 +145,37 @@ func (c *NATSConn) RemoteAddr() string {
 	return "nats " + c.peer
 }
 
-// ReadFrame returns the next frame.
+// ReadFrame returns the next frame. A message's reply subject names the
+// peer's connection subject (the dialer learns it from the acceptor's
+// hello, an empty message that is no frame).
 func (c *NATSConn) ReadFrame(ctx context.Context) ([]byte, error) {
-	select {
-	case m := <-c.in:
-		if len(m.Data) > wire.MaxFrameSize {
-			return nil, fmt.Errorf("nats message: %w", wire.ErrTooLarge)
+	for {
+		select {
+		case m := <-c.in:
+			c.learn(m.Reply)
+			if len(m.Data) == 0 {
+				continue
+			}
+			if len(m.Data) > wire.MaxFrameSize {
+				return nil, fmt.Errorf("nats message: %w", wire.ErrTooLarge)
+			}
+			return m.Data, nil
+		case <-c.closed:
+			return nil, ErrClosed
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		}
-		return m.Data, nil
-	case <-c.closed:
-		return nil, ErrClosed
-	case <-ctx.Done():
-		return nil, ctx.Err()
 	}
 }
 
-// deliver runs in the NATS client's goroutine for each message: it learns
-// the peer's subject and queues frames; an empty message is the
-// acceptor's hello, which only names its subject. When the reader falls
-// natsBuffer frames behind, frames are dropped and counted, as NATS does
-// for a slow consumer; the session's counters and replay window cope.
-func (c *NATSConn) deliver(m *nats.Msg) {
-	c.learn(m.Reply)
-	if len(m.Data) == 0 {
-		return
+// Dropped returns how many frames NATS dropped because the reader fell
+// behind.
+func (c *NATSConn) Dropped() int {
+	n, err := c.sub.Dropped()
+	if err != nil {
+		return 0 // closed
 	}
-	select {
-	case c.in <- m:
-	default:
-		c.Dropped.Add(1)
-	}
+	return n
 }
 
 // WriteFrame publishes one frame. The dialer's first frame goes to the
@@ -207,6 +230,9 @@ func (c *NATSConn) Close() error {
 	c.closeMu.Do(func() {
 		close(c.closed)
 		c.sub.Unsubscribe()
+		if c.hello != nil {
+			c.hello.Unsubscribe() // an error once it has ended by itself
+		}
 	})
 	return nil
 }
@@ -247,12 +273,12 @@ func (l *NATSListener) Accept(ctx context.Context) (*NATSConn, error) {
 			if m.Reply == "" || len(m.Data) > wire.MaxFrameSize {
 				continue // not a connection attempt
 			}
-			c, err := newNATSConn(l.nc, l.family, l.node)
+			c, err := newNATSConn(l.nc, l.family, l.node, false)
 			if err != nil {
 				return nil, err
 			}
 			c.learn(m.Reply)
-			c.deliver(m)
+			c.in <- m // room: the subscription was made just now
 			// Name our subject at once (an empty message, which is no
 			// frame), so the dialer can send before we answer.
 			if err := l.nc.PublishMsg(&nats.Msg{Subject: m.Reply, Reply: c.local}); err != nil {
