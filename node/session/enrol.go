@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/myclerk/myclerk-bridge/node/identity"
 	"github.com/myclerk/myclerk-bridge/node/transport"
 	"github.com/myclerk/myclerk-bridge/wire"
@@ -133,7 +135,7 @@ func (e *Enroller) Handle(ctx context.Context, s *Session, req *payload.EnrolReq
 	if e.Enrolled != nil {
 		e.Enrolled(c)
 	}
-	s.log.Info().Str("name", c.Name).Stringer("node_id", c.Node).Stringer("role", c.Role).Msg("Enrolled a new node")
+	s.log(zerolog.InfoLevel).Str("name", c.Name).Stringer("node_id", c.Node).Stringer("role", c.Role).Msg("Enrolled a new node")
 	return errEnrolled
 }
 

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/myclerk/myclerk-bridge/node/identity"
 	"github.com/myclerk/myclerk-bridge/node/transport"
 	"github.com/myclerk/myclerk-bridge/wire"
@@ -86,7 +88,7 @@ func dial(ctx context.Context, conn transport.Conn, cfg *Config, after func(*Ses
 		return nil, err
 	}
 	s.established()
-	s.log.Info().Int("tier", int(tier)).Stringer("aead", s.aead).Str("peer", peerName(s.peer)).Msg("Opened a session")
+	s.log(zerolog.InfoLevel).Int("tier", int(tier)).Stringer("aead", s.aead).Str("peer", peerName(s.peer)).Msg("Opened a session")
 	return s, nil
 }
 
@@ -230,7 +232,7 @@ func (r *Responder) accept(ctx context.Context, conn transport.Conn) (*Session, 
 	}
 	ok = true
 	s.established()
-	s.log.Info().Int("tier", int(tier)).Stringer("aead", s.aead).Str("peer", peerName(s.peer)).Msg("Accepted a session")
+	s.log(zerolog.InfoLevel).Int("tier", int(tier)).Stringer("aead", s.aead).Str("peer", peerName(s.peer)).Msg("Accepted a session")
 	return s, nil
 }
 

@@ -8,6 +8,8 @@ import (
 	"io"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/myclerk/myclerk-bridge/wire"
 	"github.com/myclerk/myclerk-bridge/wire/payload"
 )
@@ -153,7 +155,7 @@ func (s *Session) handleRekey(ctx context.Context, m Message) error {
 		s.sendMu.Unlock()
 		s.installOpener(sec, now)
 		s.rekeys.Add(1)
-		s.log.Info().Msg("Replaced the session keys with a fresh key exchange")
+		s.log(zerolog.InfoLevel).Msg("Replaced the session keys with a fresh key exchange")
 		// COMPLETE, under the new keys, confirms them to the responder.
 		return s.Send(ctx, wire.OpKeyExchangeComplete, []byte{0x80})
 	case wire.OpKeyExchangeComplete:
@@ -161,7 +163,7 @@ func (s *Session) handleRekey(ctx context.Context, m Message) error {
 			return nil
 		}
 		s.rekeys.Add(1)
-		s.log.Info().Msg("Replaced the session keys with a fresh key exchange")
+		s.log(zerolog.InfoLevel).Msg("Replaced the session keys with a fresh key exchange")
 		return nil
 	}
 	return nil

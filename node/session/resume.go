@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/myclerk/myclerk-bridge/node/identity"
 	"github.com/myclerk/myclerk-bridge/node/transport"
 	"github.com/myclerk/myclerk-bridge/wire"
@@ -190,7 +192,7 @@ func resume(ctx context.Context, conn transport.Conn, cfg *Config, t Ticket) (*S
 		s.storeTicket(m)
 	}
 	s.established()
-	s.log.Info().Int("tier", int(tier)).Str("peer", peerName(s.peer)).Msg("Resumed a session")
+	s.log(zerolog.InfoLevel).Int("tier", int(tier)).Str("peer", peerName(s.peer)).Msg("Resumed a session")
 	return s, nil
 }
 
@@ -292,6 +294,6 @@ func (r *Responder) acceptResume(ctx context.Context, conn transport.Conn, ids *
 	}
 	ok = true
 	s.established()
-	s.log.Info().Int("tier", int(tier)).Str("peer", peerName(peer)).Msg("Resumed a session")
+	s.log(zerolog.InfoLevel).Int("tier", int(tier)).Str("peer", peerName(peer)).Msg("Resumed a session")
 	return s, nil
 }

@@ -118,7 +118,7 @@ type Status struct {
 type Session struct {
 	conn      transport.Conn
 	cfg       *Config
-	log       zerolog.Logger
+	remote    string         // for logs; a per-session zerolog context would cost 0.5 KiB
 	dir       wire.Direction // the direction this end sends in
 	id        uint16
 	tier      wire.Tier
@@ -172,8 +172,15 @@ func newSession(conn transport.Conn, cfg *Config, dir wire.Direction, id uint16,
 	s.th, s.th0, s.keyStart = sec.TranscriptHash, sec.TranscriptHash, now
 	s.handshaking = true
 	s.lastRecv.Store(now.UnixNano())
-	s.log = cfg.Log.With().Uint16("session_id", id).Str("remote", conn.RemoteAddr()).Logger()
+	s.remote = conn.RemoteAddr()
 	return s
+}
+
+// log starts a log event at level carrying the session's ID and peer
+// address. A session keeps no logger context of its own: zerolog's would
+// hold half a kilobyte per idle session for lines that are rare.
+func (s *Session) log(level zerolog.Level) *zerolog.Event {
+	return s.cfg.Log.WithLevel(level).Uint16("session_id", s.id).Str("remote", s.remote)
 }
 
 // ID returns the session ID the responder allocated.
@@ -258,7 +265,7 @@ func (s *Session) sendFrame(ctx context.Context, h *wire.Header, fh *wire.Fragme
 			return err
 		}
 		s.sealer.Rotate(now)
-		s.log.Info().Uint32("epoch", s.sealer.Epoch()).Msg("Rotated the send key")
+		s.log(zerolog.InfoLevel).Uint32("epoch", s.sealer.Epoch()).Msg("Rotated the send key")
 	}
 	err := s.sealAndWrite(ctx, h, fh, p, now)
 	s.sendMu.Unlock()
@@ -305,7 +312,7 @@ func (s *Session) sendError(ctx context.Context, code wire.Code, ref uint32, req
 		err = s.sendFrame(ctx, &wire.Header{Tier: s.tier, Encrypted: true, Op: wire.OpError, SessionID: s.id}, nil, b)
 	}
 	if err != nil {
-		s.log.Debug().Err(err).Msg("Failed to send an error reply")
+		s.log(zerolog.DebugLevel).Err(err).Msg("Failed to send an error reply")
 	}
 }
 
@@ -313,7 +320,7 @@ func (s *Session) sendError(ctx context.Context, code wire.Code, ref uint32, req
 func (s *Session) reject(err error, msg string) {
 	s.rejected.Add(1)
 	s.cfg.Metrics.Rejected(wire.ReasonOf(err))
-	s.log.Warn().Str("reason", wire.ReasonOf(err)).Stringer("code", wire.CodeOf(err)).Err(err).Msg(msg)
+	s.log(zerolog.WarnLevel).Str("reason", wire.ReasonOf(err)).Stringer("code", wire.CodeOf(err)).Err(err).Msg(msg)
 }
 
 // Recv returns the next application message. It answers KEEPALIVE,
@@ -408,7 +415,7 @@ func (s *Session) handle(ctx context.Context, b []byte) (Message, bool, error) {
 		s.shutdown(ErrClosed)
 		return Message{}, false, ErrClosed
 	case wire.OpSessionRevoke:
-		s.log.Warn().Msg("The hub revoked this session")
+		s.log(zerolog.WarnLevel).Msg("The hub revoked this session")
 		s.shutdown(ErrRevoked)
 		return Message{}, false, ErrRevoked
 	case wire.OpKeyExchangeInit, wire.OpKeyExchangeResponse, wire.OpKeyExchangeComplete:
@@ -477,12 +484,12 @@ func (s *Session) Keepalive(ctx context.Context, interval, dead time.Duration) {
 			return
 		}
 		if s.cfg.now().Sub(time.Unix(0, s.lastRecv.Load())) > dead {
-			s.log.Warn().Dur("silent_for", dead).Msg("Closing a session whose peer stopped answering")
+			s.log(zerolog.WarnLevel).Dur("silent_for", dead).Msg("Closing a session whose peer stopped answering")
 			s.shutdown(ErrDeadPeer)
 			return
 		}
 		if err := s.Send(ctx, wire.OpKeepalive, nil); err != nil {
-			s.log.Debug().Err(err).Msg("Failed to send a keepalive")
+			s.log(zerolog.DebugLevel).Err(err).Msg("Failed to send a keepalive")
 		}
 		// A fresh key exchange at least every RekeyAfterTime (PROFILE.md
 		// §P16): the initiator starts it.
@@ -491,7 +498,7 @@ func (s *Session) Keepalive(ctx context.Context, interval, dead time.Duration) {
 		s.rekeyMu.Unlock()
 		if due {
 			if err := s.Rekey(ctx); err != nil {
-				s.log.Warn().Err(err).Msg("Failed to start a key exchange")
+				s.log(zerolog.WarnLevel).Err(err).Msg("Failed to start a key exchange")
 			}
 		}
 	}
