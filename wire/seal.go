@@ -263,7 +263,7 @@ type Opener struct {
 	Skew time.Duration
 
 	scratch []byte
-	ct      []byte // OpenInPlace's copy of the ciphertext
+	ct      []byte // OpenInPlace's scratch: the next payload goes here
 	sum     [HMACSize]byte
 	nonce   [NonceSize]byte
 }
@@ -312,9 +312,16 @@ func (o *Opener) Open(dst, frame []byte, now time.Time) (Opened, error) {
 	return o.openFrame(dst, frame, now, false)
 }
 
-// OpenInPlace is Open writing the plaintext over the frame's own body: the
-// returned Payload aliases frame, and nothing is allocated. The frame's
-// bytes are not usable as a frame afterwards, whether it opened or not.
+// maxScratch bounds the buffer an Opener keeps between frames.
+const maxScratch = 64 << 10
+
+// OpenInPlace is Open for a frame buffer the caller hands over: it copies
+// nothing and, once warm, allocates nothing. The returned Payload is the
+// caller's: either the frame's own buffer (authenticate-only frames, Tier
+// 5) or the opener's scratch buffer, which the opener then swaps for the
+// frame's (Tiers 3-4 with E=1 decrypt out of place, so that a failed epoch
+// leaves the ciphertext for the next one). Either way frame must not be
+// used afterwards, whether it opened or not.
 func (o *Opener) OpenInPlace(frame []byte, now time.Time) (Opened, error) {
 	return o.openFrame(nil, frame, now, true)
 }
@@ -324,13 +331,18 @@ func (o *Opener) openFrame(dst, frame []byte, now time.Time, inPlace bool) (Open
 	if err != nil {
 		return Opened{}, err
 	}
+	swap := false
 	if inPlace {
-		// Decrypt into the body's place, from a copy of body and tag: a
-		// failed attempt clears its output, and Tier 3 may need to try
-		// another epoch with the same ciphertext.
 		dst = frame[len(f.Prefix):len(f.Prefix)]
 		if f.Header.Encrypted && f.Header.Tier < Tier5 {
-			o.ct = append(o.ct[:0], frame[len(f.Prefix):]...)
+			// Decrypt out of place into the scratch buffer: a failed
+			// attempt clears its output, and Tier 3 may need to try
+			// another epoch with the same ciphertext. On success the
+			// scratch holds the payload and the frame becomes the scratch.
+			if n := len(f.Body); cap(o.ct) < n {
+				o.ct = make([]byte, 0, n)
+			}
+			dst, swap = o.ct[:0], true
 		}
 	}
 	if !f.Header.Tier.Sealed() {
@@ -385,7 +397,7 @@ func (o *Opener) openFrame(dst, frame []byte, now time.Time, inPlace bool) (Open
 			}
 			continue
 		}
-		out, ok := o.open(&e.epoch, &f, frame, uint32(ctr), dst, inPlace)
+		out, ok := o.open(&e.epoch, &f, frame, uint32(ctr), dst)
 		if !ok {
 			continue
 		}
@@ -398,6 +410,15 @@ func (o *Opener) openFrame(dst, frame []byte, now time.Time, inPlace bool) (Open
 		if e == o.nxt {
 			o.prev, o.prevUntil = o.cur, now.Add(PreviousEpochGrace)
 			o.cur, o.nxt = o.nxt, nil
+		}
+		if swap {
+			// out, in the old scratch, is the caller's now. Keep the
+			// frame's buffer as the next scratch unless it is large: an
+			// idle session should not hold a megabyte frame's memory.
+			o.ct = nil
+			if cap(frame) <= maxScratch {
+				o.ct = frame[:0]
+			}
 		}
 		return Opened{Header: f.Header, Fragment: f.Fragment, Counter: uint32(ctr), Epoch: e.n, Payload: out}, nil
 	}
@@ -425,16 +446,15 @@ func (o *Opener) nextEpoch(now time.Time) *recvEpoch {
 	return o.nxt
 }
 
-// open verifies f under e and appends the plaintext to dst (in place:
-// dst is the body's place, and Tiers 3-4 read the ciphertext from o.ct).
-func (o *Opener) open(e *epoch, f *Frame, frame []byte, ctr uint32, dst []byte, inPlace bool) ([]byte, bool) {
+// open verifies f under e and appends the plaintext to dst, which must not
+// overlap the frame's ciphertext (Tier 5 copies it into dst's spare room
+// first; other tiers may append in place since they only append clear
+// bytes over themselves).
+func (o *Opener) open(e *epoch, f *Frame, frame []byte, ctr uint32, dst []byte) ([]byte, bool) {
 	nonce := e.nonce(&o.nonce, f.Header.Timestamp, ctr)
 	if f.Header.Tier < Tier5 {
 		if f.Header.Encrypted {
 			ct := frame[len(f.Prefix):] // body and tag are contiguous
-			if inPlace {
-				ct = o.ct
-			}
 			out, err := e.aead.Open(dst, nonce, ct, f.Prefix)
 			return out, err == nil
 		}

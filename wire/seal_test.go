@@ -463,6 +463,22 @@ func testOpenInPlace(t *testing.T, alg AEAD) {
 			if both > sealOnly {
 				t.Errorf("%v E=%v: OpenInPlace allocates (%v with it, %v without)", tier, enc, both, sealOnly)
 			}
+			// Each payload stays the caller's: later frames opened in
+			// place do not write over it.
+			var kept [][]byte
+			for i := range 4 {
+				p := bytes.Repeat([]byte{byte('a' + i)}, 100+i)
+				got, err := o.OpenInPlace(seal(t, s, tier, enc, p, t0), t0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				kept = append(kept, got.Payload)
+			}
+			for i, p := range kept {
+				if want := bytes.Repeat([]byte{byte('a' + i)}, 100+i); !bytes.Equal(p, want) {
+					t.Fatalf("%v E=%v: payload %d changed to %q", tier, enc, i, p)
+				}
+			}
 		}
 	}
 }
