@@ -127,10 +127,12 @@ type Session struct {
 	caps      []payload.Capability
 	peer      *identity.Certificate
 
-	sendMu sync.Mutex
-	sealer *wire.Sealer
-	buf    []byte
-	msgID  uint32
+	sendMu   sync.Mutex
+	sealer   *wire.Sealer
+	buf      []byte
+	headroom int                      // spare bytes in front of each frame in buf (hw's)
+	hw       transport.HeadroomWriter // conn, when it writes from buf without a copy
+	msgID    uint32
 
 	opener *wire.Opener // Recv's goroutine only
 	reasm  *frag.Reassembler
@@ -173,6 +175,9 @@ func newSession(conn transport.Conn, cfg *Config, dir wire.Direction, id uint16,
 	s.handshaking = true
 	s.lastRecv.Store(now.UnixNano())
 	s.remote = conn.RemoteAddr()
+	if hw, ok := conn.(transport.HeadroomWriter); ok {
+		s.hw, s.headroom = hw, hw.FrameHeadroom()
+	}
 	return s
 }
 
@@ -274,12 +279,22 @@ func (s *Session) sendFrame(ctx context.Context, h *wire.Header, fh *wire.Fragme
 
 // sealAndWrite seals under sendMu and writes the frame.
 func (s *Session) sealAndWrite(ctx context.Context, h *wire.Header, fh *wire.FragmentHeader, p []byte, now time.Time) error {
-	b, err := s.sealer.Seal(s.buf[:0], h, fh, p, now)
+	if cap(s.buf) < s.headroom {
+		s.buf = make([]byte, s.headroom, s.headroom+wire.FrameSize(h.Tier, fh != nil, len(p)))
+	}
+	b, err := s.sealer.Seal(s.buf[:s.headroom], h, fh, p, now)
 	if err != nil {
 		return fmt.Errorf("failed to seal %v: %w", h.Op, err)
 	}
-	s.buf = b
-	if err := s.conn.WriteFrame(ctx, b); err != nil {
+	if cap(b) <= 64<<10 {
+		s.buf = b // keep the buffer of ordinary frames; let big ones go
+	}
+	if s.hw != nil {
+		err = s.hw.WriteFrameHeadroom(ctx, b)
+	} else {
+		err = s.conn.WriteFrame(ctx, b)
+	}
+	if err != nil {
 		s.cfg.Metrics.Frame(true, h.Tier, h.Op, "error")
 		return fmt.Errorf("failed to send %v: %w", h.Op, err)
 	}

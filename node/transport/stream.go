@@ -118,6 +118,31 @@ func (s *Stream) WriteFrame(ctx context.Context, frame []byte) error {
 	return nil
 }
 
+var _ HeadroomWriter = (*Stream)(nil)
+
+// FrameHeadroom is the length prefix's room.
+func (s *Stream) FrameHeadroom() int { return wire.LengthPrefixSize }
+
+// WriteFrameHeadroom writes buf[LengthPrefixSize:] as one frame, putting
+// its length prefix in buf's first bytes: one write, no copy.
+func (s *Stream) WriteFrameHeadroom(ctx context.Context, buf []byte) error {
+	if len(buf) < wire.LengthPrefixSize {
+		return fmt.Errorf("stream: %d bytes, no room for the length prefix", len(buf))
+	}
+	if _, err := wire.AppendLengthPrefix(buf[:0], len(buf)-wire.LengthPrefixSize); err != nil {
+		return err
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if ctx.Done() != nil {
+		defer watch(ctx, s.c.SetWriteDeadline)()
+	}
+	if _, err := s.c.Write(buf); err != nil {
+		return s.fail(ctx, err)
+	}
+	return nil
+}
+
 // Close closes the connection.
 func (s *Stream) Close() error {
 	err := s.c.Close()

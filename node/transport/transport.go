@@ -24,3 +24,12 @@ type Conn interface {
 
 // ErrClosed is returned by a Conn after Close or after the peer went away.
 var ErrClosed = errors.New("transport: connection closed")
+
+// HeadroomWriter is a Conn that writes a frame without copying it when the
+// caller leaves FrameHeadroom() spare bytes in front of it (a stream's
+// length prefix goes there). buf[:FrameHeadroom()] is the Conn's to
+// overwrite; the frame is the rest.
+type HeadroomWriter interface {
+	FrameHeadroom() int
+	WriteFrameHeadroom(ctx context.Context, buf []byte) error
+}

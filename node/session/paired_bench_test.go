@@ -1,0 +1,182 @@
+package session
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/myclerk/myclerk-bridge/node/transport/transporttest"
+	"github.com/myclerk/myclerk-bridge/wire"
+)
+
+// Paired benchmarks: the transport benchmarks above run each variant for
+// a second after the other, so on a shared machine a noisy second lands on
+// one variant only and their ratio swings by 20 % or more between runs.
+// Here the variants take turns in blocks of pairedBlock operations (in
+// rotating order) within each b.N iteration, so that the same noise falls
+// on all of them; each reports its time per operation, and every variant
+// its speed relative to the last one, the baseline (baseline time /
+// variant time: above 1 is faster).
+
+const pairedBlock = 200
+
+type pairedVariant struct {
+	name string
+	run  func(b *testing.B, n int) // n operations
+}
+
+func benchPaired(b *testing.B, vs []pairedVariant) {
+	spent := make([]time.Duration, len(vs))
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		for j := range vs {
+			v := (i + j) % len(vs)
+			t0 := time.Now()
+			vs[v].run(b, pairedBlock)
+			spent[v] += time.Since(t0)
+		}
+	}
+	ops := float64(b.N * pairedBlock)
+	base := spent[len(vs)-1]
+	for j, v := range vs {
+		b.ReportMetric(float64(spent[j].Nanoseconds())/ops, v.name+"-ns/op")
+		if j < len(vs)-1 {
+			b.ReportMetric(float64(base)/float64(spent[j]), v.name+"-x")
+		}
+	}
+}
+
+// echoOps is n request/response round trips of payload p over s.
+func echoOps(s *Session, p []byte) func(*testing.B, int) {
+	return func(b *testing.B, n int) {
+		ctx := context.Background()
+		for range n {
+			if err := s.Send(ctx, wire.OpStreamData, p); err != nil {
+				b.Fatal(err)
+			}
+			if m, err := s.Recv(ctx); err != nil || len(m.Payload) != len(p) {
+				b.Fatalf("echo: %d bytes, %v", len(m.Payload), err)
+			}
+		}
+	}
+}
+
+// oneWayOps is n frames of payload p over s, waiting until k counted them.
+func oneWayOps(s *Session, k *benchSink, p []byte) func(*testing.B, int) {
+	return func(b *testing.B, n int) {
+		ctx := context.Background()
+		k.expect(n)
+		for range n {
+			k.take()
+			if err := s.Send(ctx, wire.OpStreamData, p); err != nil {
+				b.Fatal(err)
+			}
+		}
+		k.wait(b)
+	}
+}
+
+// BenchmarkPairedTCP: Tier 3 sessions over loopback TCP (ChaCha20-Poly1305,
+// and AES-256-GCM where the CPU has AES hardware) against TLS 1.3 with the
+// same framing, 1 KiB payloads: "echo" is request/response round trips,
+// "stream" one-way frames.
+func BenchmarkPairedTCP(b *testing.B) {
+	f := newBenchFamily(b)
+	p := make([]byte, 1<<10)
+	b.Run("echo/1KiB", func(b *testing.B) {
+		var vs []pairedVariant
+		for _, c := range benchCiphers() {
+			vs = append(vs, pairedVariant{c.name, echoOps(benchTCPSession(b, f, c.aes, serveEcho), p)})
+		}
+		t := benchTLS(b, (*transporttest.Framed).Echo)
+		vs = append(vs, pairedVariant{"tls13", func(b *testing.B, n int) {
+			for range n {
+				if err := t.Write(p); err != nil {
+					b.Fatal(err)
+				}
+				if got, err := t.Read(); err != nil || len(got) != len(p) {
+					b.Fatalf("echo: %d bytes, %v", len(got), err)
+				}
+			}
+		}})
+		benchPaired(b, vs)
+	})
+	b.Run("stream/1KiB", func(b *testing.B) {
+		var vs []pairedVariant
+		for _, c := range benchCiphers() {
+			k := newBenchSink(false)
+			vs = append(vs, pairedVariant{c.name, oneWayOps(benchTCPSession(b, f, c.aes, serveCount(k)), k, p)})
+		}
+		kt := newBenchSink(false)
+		t := benchTLS(b, framedCount(kt))
+		vs = append(vs, pairedVariant{"tls13", func(b *testing.B, n int) {
+			kt.expect(n)
+			for range n {
+				if err := t.Write(p); err != nil {
+					b.Fatal(err)
+				}
+			}
+			kt.wait(b)
+		}})
+		benchPaired(b, vs)
+	})
+}
+
+// BenchmarkPairedNATS: Tier 3 sessions over NATS against raw nats.go on the
+// same embedded server, 1 KiB payloads, as BenchmarkEchoNATS and
+// BenchmarkStreamNATS do (the one-way variants keep at most benchWindow
+// frames in flight).
+func BenchmarkPairedNATS(b *testing.B) {
+	f := newBenchFamily(b)
+	p := make([]byte, 1<<10)
+	b.Run("echo/1KiB", func(b *testing.B) {
+		env := newBenchNATS(b)
+		var vs []pairedVariant
+		for _, c := range benchCiphers() {
+			vs = append(vs, pairedVariant{c.name, echoOps(env.session(b, f, c.aes, serveEcho), p)})
+		}
+		inbox, sub := env.rawEcho(b, "bench.raw.echo")
+		m := &nats.Msg{Subject: "bench.raw.echo", Reply: inbox, Data: p}
+		vs = append(vs, pairedVariant{"raw", func(b *testing.B, n int) {
+			for range n {
+				if err := env.client.PublishMsg(m); err != nil {
+					b.Fatal(err)
+				}
+				if got, err := sub.NextMsg(10 * time.Second); err != nil || len(got.Data) != len(p) {
+					b.Fatalf("echo: %v", err)
+				}
+			}
+		}})
+		benchPaired(b, vs)
+	})
+	b.Run("stream/1KiB", func(b *testing.B) {
+		env := newBenchNATS(b)
+		var vs []pairedVariant
+		for _, c := range benchCiphers() {
+			k := newBenchSink(true)
+			vs = append(vs, pairedVariant{c.name, oneWayOps(env.session(b, f, c.aes, serveCount(k)), k, p)})
+		}
+		kr := newBenchSink(true)
+		hs, err := env.hub.Subscribe("bench.raw.sink", func(*nats.Msg) { kr.add() })
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { hs.Unsubscribe() })
+		if err := env.hub.Flush(); err != nil {
+			b.Fatal(err)
+		}
+		vs = append(vs, pairedVariant{"raw", func(b *testing.B, n int) {
+			kr.expect(n)
+			for range n {
+				kr.take()
+				if err := env.client.Publish("bench.raw.sink", p); err != nil {
+					b.Fatal(err)
+				}
+			}
+			kr.wait(b)
+		}})
+		benchPaired(b, vs)
+	})
+}
