@@ -26,6 +26,8 @@ import (
 	"time"
 
 	_ "github.com/lib/pq"
+
+	"github.com/myclerk/myclerk-bridge/node/session"
 )
 
 // proc is a long-running process of the binary.
@@ -167,6 +169,15 @@ func TestFamilyFromTheCommandLine(t *testing.T) {
 	}
 	if r = client("-hub", tcp, "-tier", "5", "status"); r.code != 0 || !strings.Contains(r.stdout, "tier          3 (asked for 5)") {
 		t.Errorf("status: %q %q", r.stdout, r.stderr)
+	}
+	// Hub and client run on this CPU: AES-256-GCM where it has AES
+	// hardware, ChaCha20-Poly1305 otherwise (PROFILE.md §P23).
+	wantCipher := "cipher        chacha20-poly1305"
+	if session.HardwareAES() {
+		wantCipher = "cipher        aes-256-gcm"
+	}
+	if !strings.Contains(r.stdout, wantCipher) {
+		t.Errorf("status shows no %q: %q", wantCipher, r.stdout)
 	}
 	if r = client("-hub", tcp, "-tier", "5", "-floor", "5", "status"); r.code == 0 || !strings.Contains(r.stderr, "below the configured floor") {
 		t.Errorf("floor above the hub's tier: %d %q", r.code, r.stderr)

@@ -153,6 +153,21 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 	}
 }
 
+// withAEAD returns key material with its "aead" member set to name.
+func withAEAD(t *testing.T, keys json.RawMessage, name string) string {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(keys, &m); err != nil {
+		t.Fatal(err)
+	}
+	m["aead"] = name
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
 // Bad input: one line on stderr, a non-zero status, never a panic.
 func TestBadInput(t *testing.T) {
 	v := loadSealed(t)[0]
@@ -171,6 +186,8 @@ func TestBadInput(t *testing.T) {
 		{"forged tag", "", []string{"frame", "decode", "-keys", string(v.Keys), "-now", jsonNum(v.Timestamp), flipLast(v.Frame)}, 1, "authentication failed"},
 		{"stale", "", []string{"frame", "decode", "-keys", string(v.Keys), "-now", jsonNum(v.Timestamp + 3600), v.Frame}, 1, "timestamp outside the allowed skew"},
 		{"bad key material", "", []string{"frame", "decode", "-keys", `{"session_key":"00"}`, v.Frame}, 1, "session_key has 1 bytes"},
+		{"unknown AEAD", "", []string{"frame", "decode", "-keys", withAEAD(t, v.Keys, "rot13"), v.Frame}, 1, `unknown AEAD "rot13"`},
+		{"ChaCha20 frame opened as AES-256-GCM", "", []string{"frame", "decode", "-keys", withAEAD(t, v.Keys, "aes-256-gcm"), "-now", jsonNum(v.Timestamp), v.Frame}, 1, "authentication failed"},
 		{"missing key file", "", []string{"frame", "decode", "-keys", "/nonexistent/keys.json", v.Frame}, 1, "key material"},
 		{"bad direction", "", []string{"frame", "decode", "-direction", "sideways", v.Frame}, 1, "direction"},
 		{"huge epoch", "", []string{"frame", "decode", "-epoch", "4000000000", v.Frame}, 1, "over the limit"},
