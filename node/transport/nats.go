@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -72,6 +73,7 @@ type NATSConn struct {
 	first   bool          // the first frame was sent
 	closed  chan struct{}
 	closeMu sync.Once
+	ready   atomic.Pointer[string] // the peer's subject, once the first frame went out
 }
 
 var _ Conn = (*NATSConn)(nil)
@@ -150,21 +152,28 @@ func (c *NATSConn) RemoteAddr() string {
 // hello, an empty message that is no frame).
 func (c *NATSConn) ReadFrame(ctx context.Context) ([]byte, error) {
 	for {
+		var m *nats.Msg
 		select {
-		case m := <-c.in:
-			c.learn(m.Reply)
-			if len(m.Data) == 0 {
-				continue
+		case m = <-c.in: // under load a frame is waiting: no three-way select
+		default:
+			select {
+			case m = <-c.in:
+			case <-c.closed:
+				return nil, ErrClosed
+			case <-ctx.Done():
+				return nil, ctx.Err()
 			}
-			if len(m.Data) > wire.MaxFrameSize {
-				return nil, fmt.Errorf("nats message: %w", wire.ErrTooLarge)
-			}
-			return m.Data, nil
-		case <-c.closed:
-			return nil, ErrClosed
-		case <-ctx.Done():
-			return nil, ctx.Err()
 		}
+		if m.Reply != "" {
+			c.learn(m.Reply)
+		}
+		if len(m.Data) == 0 {
+			continue
+		}
+		if len(m.Data) > wire.MaxFrameSize {
+			return nil, fmt.Errorf("nats message: %w", wire.ErrTooLarge)
+		}
+		return m.Data, nil
 	}
 }
 
@@ -182,9 +191,23 @@ func (c *NATSConn) Dropped() int {
 // peer's accept subject; later frames wait until the peer's connection
 // subject is known.
 func (c *NATSConn) WriteFrame(ctx context.Context, frame []byte) error {
+	if p := c.ready.Load(); p != nil { // the usual case, without the mutex
+		select {
+		case <-c.closed:
+			return ErrClosed
+		default:
+		}
+		if err := c.nc.Publish(*p, frame); err != nil {
+			return fmt.Errorf("failed to publish to %s: %w", *p, err)
+		}
+		return nil
+	}
 	c.mu.Lock()
 	peer, first := c.peer, !c.first && c.accept != ""
 	c.first = true
+	if peer != "" && !first {
+		c.ready.Store(&c.peer) // c.peer never changes once set
+	}
 	c.mu.Unlock()
 	if first {
 		return c.publish(&nats.Msg{Subject: c.accept, Reply: c.local, Data: frame})
