@@ -313,7 +313,7 @@ func (o *Opener) Open(dst, frame []byte, now time.Time) (Opened, error) {
 }
 
 // maxScratch bounds the buffer an Opener keeps between frames.
-const maxScratch = 64 << 10
+const maxScratch = 16 << 10
 
 // OpenInPlace is Open for a frame buffer the caller hands over: it copies
 // nothing and, once warm, allocates nothing. The returned Payload is the
@@ -414,7 +414,7 @@ func (o *Opener) openFrame(dst, frame []byte, now time.Time, inPlace bool) (Open
 		if swap {
 			// out, in the old scratch, is the caller's now. Keep the
 			// frame's buffer as the next scratch unless it is large: an
-			// idle session should not hold a megabyte frame's memory.
+			// idle session should not hold a large frame's memory.
 			o.ct = nil
 			if cap(frame) <= maxScratch {
 				o.ct = frame[:0]

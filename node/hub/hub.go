@@ -145,7 +145,7 @@ func (h *Hub) ServeGated(ctx context.Context, s *session.Session, gate func() er
 	defer h.disconnect(s, peer.Node)
 	log := h.cfg.Log.With().Str("peer", peer.Name).Logger()
 	for {
-		m, err := s.Recv(ctx)
+		m, err := s.RecvBorrowed(ctx) // handle decodes or re-seals; it keeps nothing of m
 		if err != nil {
 			return err
 		}

@@ -201,11 +201,12 @@ func (k *benchSink) wait(b *testing.B) {
 	}
 }
 
-// serveEcho answers every message with the same op and payload.
+// serveEcho answers every message with the same op and payload. Like the
+// hub, it is done with each message before the next (RecvBorrowed).
 func serveEcho(s *Session) {
 	ctx := context.Background()
 	for {
-		m, err := s.Recv(ctx)
+		m, err := s.RecvBorrowed(ctx)
 		if err != nil {
 			return
 		}
@@ -219,7 +220,7 @@ func serveCount(k *benchSink) func(*Session) {
 	return func(s *Session) {
 		ctx := context.Background()
 		for {
-			if _, err := s.Recv(ctx); err != nil {
+			if _, err := s.RecvBorrowed(ctx); err != nil {
 				return
 			}
 			k.add()
@@ -241,7 +242,7 @@ func benchEchoSession(b *testing.B, s *Session, n int) {
 		if err := s.Send(ctx, wire.OpStreamData, p); err != nil {
 			b.Fatal(err)
 		}
-		m, err := s.Recv(ctx)
+		m, err := s.RecvBorrowed(ctx)
 		if err != nil {
 			b.Fatal(err)
 		}

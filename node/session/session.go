@@ -134,8 +134,10 @@ type Session struct {
 	hw       transport.HeadroomWriter // conn, when it writes from buf without a copy
 	msgID    uint32
 
-	opener *wire.Opener // Recv's goroutine only
-	reasm  *frag.Reassembler
+	opener      *wire.Opener // Recv's goroutine only
+	reasm       *frag.Reassembler
+	lent        []byte // RecvBorrowed's last payload, the next frame's buffer (Recv's goroutine only)
+	reassembled bool   // the message handle returned came from the reassembler
 
 	sent, received, rejected atomic.Int64
 	lastRecv                 atomic.Int64 // unix nanoseconds
@@ -345,22 +347,57 @@ func (s *Session) reject(err error, msg string) {
 // FORBIDDEN, and reassembles fragments. It returns ErrClosed when the peer
 // closed the session, ErrRevoked when the hub revoked it.
 func (s *Session) Recv(ctx context.Context) (Message, error) {
+	return s.recv(ctx, false)
+}
+
+// RecvBorrowed is Recv for a caller that is done with each message before
+// it asks for the next, as a relay or a decoder is: Message.Payload is
+// valid only until the next RecvBorrowed or Recv, after which the session
+// reads the next frame into the payload's memory. Over a transport that
+// reads into a given buffer (TCP) a steady stream of messages then
+// allocates nothing; Recv allocates each frame, since its payload is the
+// caller's to keep.
+func (s *Session) RecvBorrowed(ctx context.Context) (Message, error) {
+	return s.recv(ctx, true)
+}
+
+// maxLent bounds the buffer RecvBorrowed keeps between messages: an idle
+// session should not hold a large frame's memory.
+const maxLent = 16 << 10
+
+func (s *Session) recv(ctx context.Context, borrow bool) (Message, error) {
 	for {
 		if s.closed.Load() {
 			return Message{}, s.closeReason()
 		}
-		b, err := s.conn.ReadFrame(ctx)
+		var b []byte
+		var err error
+		r, into := s.conn.(transport.ReaderInto)
+		if into && borrow {
+			lent := s.lent
+			s.lent = nil
+			b, err = r.ReadFrameInto(ctx, lent)
+		} else {
+			b, err = s.conn.ReadFrame(ctx)
+		}
 		if err != nil {
 			if s.closed.Load() {
 				return Message{}, s.closeReason()
 			}
 			return Message{}, err
 		}
+		s.reassembled = false
 		m, ok, err := s.handle(ctx, b)
 		if err != nil {
 			return Message{}, err
 		}
 		if ok {
+			if into && borrow && !s.reassembled && cap(m.Payload) <= maxLent {
+				// The payload is the frame's memory or the opener's old
+				// scratch; nothing else holds it (a reassembled message
+				// is the reassembler's and is left alone).
+				s.lent = m.Payload[:0]
+			}
 			return m, nil
 		}
 	}
@@ -446,7 +483,7 @@ func (s *Session) handle(ctx context.Context, b []byte) (Message, bool, error) {
 		if !done {
 			return Message{}, false, nil
 		}
-		p = msg
+		p, s.reassembled = msg, true
 	}
 	if h.Compressed {
 		// No codec is negotiated yet for application data: a compressed

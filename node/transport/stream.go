@@ -68,6 +68,13 @@ func (s *Stream) fail(ctx context.Context, err error) error {
 
 // ReadFrame reads one frame.
 func (s *Stream) ReadFrame(ctx context.Context) ([]byte, error) {
+	return s.ReadFrameInto(ctx, nil)
+}
+
+var _ ReaderInto = (*Stream)(nil)
+
+// ReadFrameInto reads one frame into buf when it fits buf's capacity.
+func (s *Stream) ReadFrameInto(ctx context.Context, buf []byte) ([]byte, error) {
 	if ctx.Done() != nil { // a method value allocates: only when there is something to watch
 		defer watch(ctx, s.c.SetReadDeadline)()
 	}
@@ -80,7 +87,10 @@ func (s *Stream) ReadFrame(ctx context.Context) ([]byte, error) {
 	}
 	// Grow the buffer as the bytes arrive: a peer that announces a large
 	// frame and sends it slowly holds no more memory than it has sent.
-	b := make([]byte, 0, min(n, readChunk))
+	b := buf[:0]
+	if cap(b) < n {
+		b = make([]byte, 0, min(n, readChunk))
+	}
 	for len(b) < n {
 		if len(b) == cap(b) {
 			b = slices.Grow(b, min(n-len(b), cap(b)))

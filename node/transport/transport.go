@@ -33,3 +33,10 @@ type HeadroomWriter interface {
 	FrameHeadroom() int
 	WriteFrameHeadroom(ctx context.Context, buf []byte) error
 }
+
+// ReaderInto is a Conn that can read a frame into memory the caller
+// provides (and gives up): ReadFrameInto returns the frame in buf when it
+// fits buf's capacity, in new memory otherwise.
+type ReaderInto interface {
+	ReadFrameInto(ctx context.Context, buf []byte) ([]byte, error)
+}
