@@ -287,6 +287,7 @@ func StartHub(ctx context.Context, c *config.Config, log zerolog.Logger) (*Hub, 
 		log.Debug().Err(err).Str("remote", conn.RemoteAddr()).Msg("A session ended")
 	}
 	go h.watchRevocations(ctx)
+	go h.housekeep(ctx)
 	if c.Listen.TCP != "" {
 		ln, err := net.Listen("tcp", c.Listen.TCP)
 		if err != nil {
@@ -424,6 +425,44 @@ func (h *Hub) watchRevocations(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// housekeepEvery is how often the hub forgets what no longer matters.
+const housekeepEvery = time.Hour
+
+// housekeep runs Housekeep at start and then every housekeepEvery.
+func (h *Hub) housekeep(ctx context.Context) {
+	t := time.NewTicker(housekeepEvery)
+	defer t.Stop()
+	for {
+		if err := h.Housekeep(ctx, time.Now()); err != nil && ctx.Err() == nil {
+			h.log.Warn().Err(err).Msg("Housekeeping failed; trying again later")
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Housekeep keeps the store from growing without bound: it forgets the
+// nonces of used tickets that have expired (a ticket past its expiry is
+// refused anyway) and the sessions that ended before the availability
+// window (store.CoreWindow) began.
+func (h *Hub) Housekeep(ctx context.Context, now time.Time) error {
+	tickets, err := h.Store.UsedTickets.PurgeExpired(ctx, now)
+	if err != nil {
+		return err
+	}
+	sessions, err := h.Store.Sessions.Prune(ctx, now.Add(-store.CoreWindow))
+	if err != nil {
+		return err
+	}
+	if tickets+sessions > 0 {
+		h.log.Debug().Int64("used_tickets", tickets).Int64("sessions", sessions).Msg("Forgot expired tickets and old sessions")
+	}
+	return nil
 }
 
 // ticketIssuer loads the ticket keys from the store (making the first one

@@ -430,6 +430,21 @@ func testSessions(t *testing.T, b backend) {
 	if _, err := s.Sessions.Availability(ctx, nodeID(1), at(10), at(10)); err == nil {
 		t.Error("Availability of an empty window succeeded")
 	}
+	// Pruning forgets sessions that ended before the cut, never open ones.
+	open3, err := s.Sessions.Connected(ctx, nodeID(3), at(10))
+	must(t, err)
+	if n, err := s.Sessions.Prune(ctx, at(60)); err != nil || n != 1 {
+		t.Errorf("Prune(60) = %d, %v; want 1 (node 1's session, ended at 50)", n, err)
+	}
+	if got, _ := s.Sessions.Availability(ctx, nodeID(1), at(0), at(100)); got != 0 {
+		t.Errorf("Availability of a pruned session = %v, want 0", got)
+	}
+	if n, err := s.Sessions.Prune(ctx, at(1000)); err != nil || n != 1 {
+		t.Errorf("Prune(1000) = %d, %v; want 1 (node 2's, ended at 100)", n, err)
+	}
+	if got, _ := s.Sessions.Availability(ctx, nodeID(3), at(10), at(20)); got != 1 {
+		t.Errorf("the open session %d was pruned: availability %v", open3, got)
+	}
 }
 
 // session is a test session in seconds after at(0); end < 0 means open.

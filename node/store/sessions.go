@@ -15,6 +15,7 @@ const (
 	connectedQuery        = `INSERT INTO sessions_log (node_id, connected_at) VALUES ($1, $2) RETURNING session_id`
 	disconnectedQuery     = `UPDATE sessions_log SET disconnected_at = $2 WHERE session_id = $1`
 	disconnectAllQuery    = `UPDATE sessions_log SET disconnected_at = $1 WHERE disconnected_at IS NULL`
+	pruneSessionsQuery    = `DELETE FROM sessions_log WHERE disconnected_at IS NOT NULL AND disconnected_at < $1`
 	sessionsInWindowQuery = `
 		SELECT connected_at, disconnected_at FROM sessions_log
 		WHERE node_id = $1 AND connected_at < $3 AND (disconnected_at IS NULL OR disconnected_at > $2)`
@@ -77,6 +78,21 @@ func (q *SessionQuery) DisconnectAll(ctx context.Context, at time.Time) (int64, 
 	n, err := res.RowsAffected()
 	if err != nil {
 		return 0, fmt.Errorf("failed to end open sessions: %w", err)
+	}
+	return n, nil
+}
+
+// Prune forgets the sessions that ended before before (a hub passes the
+// start of CoreWindow: older sessions no longer count for availability)
+// and returns how many it forgot. Open sessions are kept however old.
+func (q *SessionQuery) Prune(ctx context.Context, before time.Time) (int64, error) {
+	res, err := q.db.ExecContext(ctx, pruneSessionsQuery, before.Unix())
+	if err != nil {
+		return 0, fmt.Errorf("failed to prune the sessions log: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("failed to prune the sessions log: %w", err)
 	}
 	return n, nil
 }
