@@ -13,16 +13,18 @@ import (
 // MYCLERK_WRITE_SEEDS=1 go test -run TestWriteFuzzSeeds ./wire/
 func fuzzSeeds() [][]byte {
 	var seeds [][]byte
-	s, _ := pair(t0)
-	for tier := Tier3; tier <= Tier5; tier++ {
-		for _, enc := range []bool{true, false} {
-			h := Header{Tier: tier, Encrypted: enc, Op: OpDeviceInfo, SessionID: 3}
-			b, _ := s.Seal(nil, &h, nil, []byte("device-7"), t0)
+	for _, alg := range testAEADs {
+		s, _ := pairWith(alg, t0)
+		for tier := Tier3; tier <= Tier5; tier++ {
+			for _, enc := range []bool{true, false} {
+				h := Header{Tier: tier, Encrypted: enc, Op: OpDeviceInfo, SessionID: 3}
+				b, _ := s.Seal(nil, &h, nil, []byte("device-7"), t0)
+				seeds = append(seeds, b)
+			}
+			h := Header{Tier: tier, Encrypted: true, Fragmented: true, Op: OpStreamData}
+			b, _ := s.Seal(nil, &h, &FragmentHeader{MessageID: 1, Index: 0, Total: 2}, []byte("part"), t0)
 			seeds = append(seeds, b)
 		}
-		h := Header{Tier: tier, Encrypted: true, Fragmented: true, Op: OpStreamData}
-		b, _ := s.Seal(nil, &h, &FragmentHeader{MessageID: 1, Index: 0, Total: 2}, []byte("part"), t0)
-		seeds = append(seeds, b)
 	}
 	p1, _ := AppendPlain(nil, &Header{Tier: Tier1, Op: OpKeepalive, Sequence: 1}, nil, nil)
 	p2, _ := AppendPlain(nil, &Header{Tier: Tier2, Op: OpError, SessionID: 9}, nil, []byte{0x81, 0xa4, 'c', 'o', 'd', 'e', 0x10})
@@ -101,28 +103,35 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
-// FuzzOpen feeds arbitrary bytes, and mutations of genuine frames, to an
-// opener: nothing but the genuine frames may authenticate, and nothing may
-// panic.
+// FuzzOpen feeds arbitrary bytes, and mutations of genuine frames, to
+// openers of both AEADs: nothing but the genuine frames may authenticate,
+// Open and OpenInPlace agree, and nothing may panic.
 func FuzzOpen(f *testing.F) {
 	addSeeds(f)
+	seeds := fuzzSeeds()
 	f.Fuzz(func(t *testing.T, b []byte) {
-		_, o := pair(t0)
-		_, o2 := pair(t0)
-		got, err := o.Open(nil, b, t0)
-		_, err2 := o2.OpenInPlace(bytes.Clone(b), t0)
-		if (err == nil) != (err2 == nil) {
-			t.Fatalf("Open and OpenInPlace disagree: %v / %v", err, err2)
-		}
-		if err != nil {
-			return
-		}
-		for _, s := range fuzzSeeds() {
-			if bytes.Equal(s, b) {
-				return // a genuine seed frame
+		for _, alg := range testAEADs {
+			_, o := pairWith(alg, t0)
+			_, o2 := pairWith(alg, t0)
+			got, err := o.Open(nil, b, t0)
+			got2, err2 := o2.OpenInPlace(bytes.Clone(b), t0)
+			if (err == nil) != (err2 == nil) {
+				t.Fatalf("%v: Open and OpenInPlace disagree: %v / %v", alg, err, err2)
+			}
+			if err != nil {
+				continue
+			}
+			if !bytes.Equal(got.Payload, got2.Payload) {
+				t.Fatalf("%v: Open and OpenInPlace payloads differ: %x / %x", alg, got.Payload, got2.Payload)
+			}
+			genuine := false
+			for _, s := range seeds {
+				genuine = genuine || bytes.Equal(s, b)
+			}
+			if !genuine {
+				t.Fatalf("%v: forged frame authenticated: %+v", alg, got.Header)
 			}
 		}
-		t.Fatalf("forged frame authenticated: %+v", got.Header)
 	})
 }
 

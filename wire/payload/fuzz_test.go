@@ -64,12 +64,16 @@ func FuzzSessionAck(f *testing.F) {
 }
 
 func FuzzSessionResume(f *testing.F) {
-	addSeeds(f, &exampleResume)
+	withCaps := exampleResume
+	withCaps.Capabilities = []Capability{CapAES256GCM, CapChaCha20, CapFragmentation}
+	addSeeds(f, &exampleResume, &withCaps)
 	f.Fuzz(func(t *testing.T, data []byte) { checkRoundTrip(t, new(SessionResume), data) })
 }
 
 func FuzzSessionResumed(f *testing.F) {
-	addSeeds(f, &exampleResumed)
+	withCaps := exampleResumed
+	withCaps.SelectedCapabilities = []Capability{CapAES256GCM}
+	addSeeds(f, &exampleResumed, &withCaps)
 	f.Fuzz(func(t *testing.T, data []byte) { checkRoundTrip(t, new(SessionResumed), data) })
 }
 
