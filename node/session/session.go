@@ -363,7 +363,7 @@ func (s *Session) RecvBorrowed(ctx context.Context) (Message, error) {
 
 // maxLent bounds the buffer RecvBorrowed keeps between messages: an idle
 // session should not hold a large frame's memory.
-const maxLent = 16 << 10
+const maxLent = 4 << 10
 
 func (s *Session) recv(ctx context.Context, borrow bool) (Message, error) {
 	for {
