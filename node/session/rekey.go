@@ -87,6 +87,7 @@ func (s *Session) installOpener(sec *wire.SessionSecrets, now time.Time) {
 	s.resumption = wire.ResumptionSecret(sec.SessionKey, sec.TranscriptHash)
 	s.rekeyMu.Lock()
 	s.keyStart = now // Keepalive reads it
+	s.rekey = nil    // the initiator's exchange is over
 	s.rekeyMu.Unlock()
 }
 
@@ -135,17 +136,28 @@ func (s *Session) handleRekey(ctx context.Context, m Message) error {
 		s.installOpener(sec, now)
 		return nil
 	case wire.OpKeyExchangeResponse:
+		// s.rekey stays set until the new keys are in (installOpener
+		// clears it with keyStart), so that Keepalive never sees the
+		// exchange finished with the old keys' age and starts another.
 		s.rekeyMu.Lock()
 		st := s.rekey
-		s.rekey = nil
 		s.rekeyMu.Unlock()
+		abandon := func() {
+			s.rekeyMu.Lock()
+			s.rekey = nil
+			s.rekeyMu.Unlock()
+		}
 		var resp payload.KeyExchange
 		if st == nil || resp.Unmarshal(m.Payload) != nil {
+			if st != nil {
+				abandon()
+			}
 			s.reject(fmt.Errorf("unexpected KEY_EXCHANGE_RESPONSE: %w", wire.ErrMalformed), "Refused a key exchange answer")
 			return nil
 		}
 		shared, err := wire.SharedSecret(st.priv, resp.PublicKey)
 		if err != nil {
+			abandon()
 			s.reject(err, "Refused a key exchange answer")
 			return nil
 		}
