@@ -2,10 +2,14 @@ package session
 
 import (
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"encoding/binary"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"golang.org/x/crypto/chacha20poly1305"
 
 	"github.com/myclerk/myclerk-bridge/node/transport/transporttest"
 	"github.com/myclerk/myclerk-bridge/wire"
@@ -168,6 +172,46 @@ func BenchmarkPairedNATS(b *testing.B) {
 		if err := env.hub.Flush(); err != nil {
 			b.Fatal(err)
 		}
+		// raw-sealed: raw NATS that also seals each payload (nonce ‖
+		// ciphertext ‖ tag, with the cipher a session here negotiates) and
+		// opens it in the subscriber: what any encrypted protocol pays over
+		// NATS, with no session around it.
+		aead := benchRawAEAD(b)
+		ks := newBenchSink(true)
+		var opened []byte
+		hs2, err := env.hub.Subscribe("bench.raw.sealed", func(m *nats.Msg) {
+			if len(m.Data) < 12 {
+				b.Error("short sealed message")
+				return
+			}
+			var err error
+			if opened, err = aead.Open(opened[:0], m.Data[:12], m.Data[12:], nil); err != nil {
+				b.Error(err)
+			}
+			ks.add()
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { hs2.Unsubscribe() })
+		if err := env.hub.Flush(); err != nil {
+			b.Fatal(err)
+		}
+		var ctr uint64
+		sealed := make([]byte, 0, 12+len(p)+16)
+		vs = append(vs, pairedVariant{"raw-sealed", func(b *testing.B, n int) {
+			ks.expect(n)
+			for range n {
+				ks.take()
+				ctr++
+				sealed = binary.BigEndian.AppendUint64(append(sealed[:0], 0, 0, 0, 0), ctr)
+				sealed = aead.Seal(sealed, sealed[:12], p, nil)
+				if err := env.client.Publish("bench.raw.sealed", sealed); err != nil {
+					b.Fatal(err)
+				}
+			}
+			ks.wait(b)
+		}})
 		vs = append(vs, pairedVariant{"raw", func(b *testing.B, n int) {
 			kr.expect(n)
 			for range n {
@@ -180,4 +224,26 @@ func BenchmarkPairedNATS(b *testing.B) {
 		}})
 		benchPaired(b, vs)
 	})
+}
+
+// benchRawAEAD is the cipher a session on this CPU negotiates, keyed with
+// zeros: AES-256-GCM with AES hardware, ChaCha20-Poly1305 without.
+func benchRawAEAD(b *testing.B) cipher.AEAD {
+	key := make([]byte, 32)
+	if !HardwareAES() {
+		a, err := chacha20poly1305.New(key)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return a
+	}
+	blk, err := aes.NewCipher(key)
+	if err != nil {
+		b.Fatal(err)
+	}
+	a, err := cipher.NewGCM(blk)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return a
 }
