@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"maunium.net/go/mautrix"
-	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
 	"github.com/myclerk/myclerk-bridge/node/config"
@@ -48,17 +47,7 @@ func BenchmarkBridgeRoundTrip(b *testing.B) {
 	if _, err := bob.JoinRoomByID(ctx, echoRoom.RoomID); err != nil {
 		b.Fatal(err)
 	}
-	replies := make(chan string, 16)
-	bob.Syncer.(mautrix.ExtensibleSyncer).OnEventType(event.EventMessage, func(ctx context.Context, evt *event.Event) {
-		if c := evt.Content.AsMessage(); evt.Sender == alice.UserID && c != nil {
-			bob.SendText(ctx, evt.RoomID, "re: "+c.Body)
-		}
-	})
-	alice.Syncer.(mautrix.ExtensibleSyncer).OnEventType(event.EventMessage, func(_ context.Context, evt *event.Event) {
-		if c := evt.Content.AsMessage(); evt.Sender == bob.UserID && c != nil {
-			replies <- c.Body
-		}
-	})
+	message := messageEcho(ctx, alice, bob, echoRoom.RoomID, 10*time.Second)
 	for _, cli := range []*mautrix.Client{phone, alice, bob} {
 		go cli.SyncWithContext(ctx)
 	}
@@ -76,20 +65,5 @@ func BenchmarkBridgeRoundTrip(b *testing.B) {
 		}
 		reportLatency(b, d)
 	})
-	b.Run("message", func(b *testing.B) {
-		var d []time.Duration
-		for b.Loop() {
-			t0 := time.Now()
-			if _, err := alice.SendText(ctx, echoRoom.RoomID, "ping with a body of a few bytes"); err != nil {
-				b.Fatal(err)
-			}
-			select {
-			case <-replies:
-			case <-time.After(10 * time.Second):
-				b.Fatal("no reply")
-			}
-			d = append(d, time.Since(t0))
-		}
-		reportLatency(b, d)
-	})
+	b.Run("message", message)
 }
