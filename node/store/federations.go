@@ -106,12 +106,11 @@ func (q *FederationQuery) SetPeer(ctx context.Context, label string, root ed2551
 // Pin trusts the peer's recorded root key from at on; it reports false
 // when there was nothing to pin (no key yet, pinned or revoked before).
 func (q *FederationQuery) Pin(ctx context.Context, label string, at time.Time) (bool, error) {
-	res, err := q.db.ExecContext(ctx, pinFederationQuery, label, at.Unix())
+	n, err := execCount(ctx, q.db, pinFederationQuery, label, at.Unix())
 	if err != nil {
 		return false, fmt.Errorf("failed to pin federation %q: %w", label, err)
 	}
-	n, err := res.RowsAffected()
-	return n == 1, err
+	return n == 1, nil
 }
 
 // Revoke ends a federation for good.

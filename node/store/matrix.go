@@ -47,11 +47,7 @@ func (q *MatrixQuery) mark(ctx context.Context, query, what, id string, now time
 	if id == "" || len(id) > maxMatrixIDLength {
 		return false, fmt.Errorf("%s ID of %d bytes: want 1-%d", what, len(id), maxMatrixIDLength)
 	}
-	res, err := q.db.ExecContext(ctx, query, id, now.Unix())
-	if err != nil {
-		return false, fmt.Errorf("failed to record %s %q: %w", what, id, err)
-	}
-	n, err := res.RowsAffected()
+	n, err := execCount(ctx, q.db, query, id, now.Unix())
 	if err != nil {
 		return false, fmt.Errorf("failed to record %s %q: %w", what, id, err)
 	}

@@ -71,11 +71,7 @@ func (q *SessionQuery) Disconnected(ctx context.Context, id int64, at time.Time)
 // DisconnectAll ends every session still open at at, for a hub that
 // starts after it stopped without closing them, and returns how many.
 func (q *SessionQuery) DisconnectAll(ctx context.Context, at time.Time) (int64, error) {
-	res, err := q.db.ExecContext(ctx, disconnectAllQuery, at.Unix())
-	if err != nil {
-		return 0, fmt.Errorf("failed to end open sessions: %w", err)
-	}
-	n, err := res.RowsAffected()
+	n, err := execCount(ctx, q.db, disconnectAllQuery, at.Unix())
 	if err != nil {
 		return 0, fmt.Errorf("failed to end open sessions: %w", err)
 	}
@@ -86,11 +82,7 @@ func (q *SessionQuery) DisconnectAll(ctx context.Context, at time.Time) (int64, 
 // start of CoreWindow: older sessions no longer count for availability)
 // and returns how many it forgot. Open sessions are kept however old.
 func (q *SessionQuery) Prune(ctx context.Context, before time.Time) (int64, error) {
-	res, err := q.db.ExecContext(ctx, pruneSessionsQuery, before.Unix())
-	if err != nil {
-		return 0, fmt.Errorf("failed to prune the sessions log: %w", err)
-	}
-	n, err := res.RowsAffected()
+	n, err := execCount(ctx, q.db, pruneSessionsQuery, before.Unix())
 	if err != nil {
 		return 0, fmt.Errorf("failed to prune the sessions log: %w", err)
 	}

@@ -189,14 +189,19 @@ func collect[T any](rows *sql.Rows, err error, scan func(rowScanner) (*T, error)
 	return all, rows.Err()
 }
 
+// execCount runs a statement and returns how many rows it touched.
+func execCount(ctx context.Context, db *sql.DB, query string, args ...any) (int64, error) {
+	res, err := db.ExecContext(ctx, query, args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
 // execOne runs a statement that must touch a row, and returns ErrNotFound
 // when it touched none.
 func execOne(ctx context.Context, db *sql.DB, query string, args ...any) error {
-	res, err := db.ExecContext(ctx, query, args...)
-	if err != nil {
-		return err
-	}
-	n, err := res.RowsAffected()
+	n, err := execCount(ctx, db, query, args...)
 	if err != nil {
 		return err
 	}

@@ -31,11 +31,7 @@ type UsedTicketQuery struct {
 // use. Of any number of concurrent calls with one nonce, exactly one gets
 // true. expires is the ticket's expiry: the nonce is kept until then.
 func (q *UsedTicketQuery) MarkUsed(ctx context.Context, nonce [8]byte, expires time.Time) (firstUse bool, err error) {
-	res, err := q.db.ExecContext(ctx, markTicketUsedQuery, nonce[:], expires.Unix())
-	if err != nil {
-		return false, fmt.Errorf("failed to mark ticket %x used: %w", nonce, err)
-	}
-	n, err := res.RowsAffected()
+	n, err := execCount(ctx, q.db, markTicketUsedQuery, nonce[:], expires.Unix())
 	if err != nil {
 		return false, fmt.Errorf("failed to mark ticket %x used: %w", nonce, err)
 	}
@@ -46,11 +42,7 @@ func (q *UsedTicketQuery) MarkUsed(ctx context.Context, nonce [8]byte, expires t
 // expires at its expires-at second, as ticket.Open has it) and returns how
 // many it forgot.
 func (q *UsedTicketQuery) PurgeExpired(ctx context.Context, now time.Time) (int64, error) {
-	res, err := q.db.ExecContext(ctx, purgeUsedTicketsQuery, now.Unix())
-	if err != nil {
-		return 0, fmt.Errorf("failed to purge expired tickets: %w", err)
-	}
-	n, err := res.RowsAffected()
+	n, err := execCount(ctx, q.db, purgeUsedTicketsQuery, now.Unix())
 	if err != nil {
 		return 0, fmt.Errorf("failed to purge expired tickets: %w", err)
 	}
