@@ -87,23 +87,21 @@ func (f *benchFamily) cfgAEAD(id *identity.Identity, aes bool) *Config {
 		Capabilities: Capabilities(aes), Log: zerolog.Nop()}
 }
 
+// benchCipher is a session variant of the transport benchmarks: its name,
+// and whether both ends offer AES-256-GCM.
+type benchCipher struct {
+	name string
+	aes  bool
+}
+
 // benchCiphers are the session variants each transport benchmark runs:
 // "myclerk-tier3" under ChaCha20-Poly1305 and, where this CPU has AES
 // hardware (where a node negotiates it), "myclerk-tier3-aes" under
 // AES-256-GCM.
-func benchCiphers() []struct {
-	name string
-	aes  bool
-} {
-	v := []struct {
-		name string
-		aes  bool
-	}{{"myclerk-tier3", false}}
+func benchCiphers() []benchCipher {
+	v := []benchCipher{{"myclerk-tier3", false}}
 	if HardwareAES() {
-		v = append(v, struct {
-			name string
-			aes  bool
-		}{"myclerk-tier3-aes", true})
+		v = append(v, benchCipher{"myclerk-tier3-aes", true})
 	}
 	return v
 }

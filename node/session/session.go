@@ -132,6 +132,7 @@ type Session struct {
 	buf      []byte
 	headroom int                      // spare bytes in front of each frame in buf (hw's)
 	hw       transport.HeadroomWriter // conn, when it writes from buf without a copy
+	rd       transport.ReaderInto     // conn, when it reads into a given buffer (RecvBorrowed)
 	msgID    uint32
 
 	opener      *wire.Opener // Recv's goroutine only
@@ -180,6 +181,7 @@ func newSession(conn transport.Conn, cfg *Config, dir wire.Direction, id uint16,
 	if hw, ok := conn.(transport.HeadroomWriter); ok {
 		s.hw, s.headroom = hw, hw.FrameHeadroom()
 	}
+	s.rd, _ = conn.(transport.ReaderInto)
 	return s
 }
 
@@ -372,11 +374,11 @@ func (s *Session) recv(ctx context.Context, borrow bool) (Message, error) {
 		}
 		var b []byte
 		var err error
-		r, into := s.conn.(transport.ReaderInto)
-		if into && borrow {
+		into := borrow && s.rd != nil
+		if into {
 			lent := s.lent
 			s.lent = nil
-			b, err = r.ReadFrameInto(ctx, lent)
+			b, err = s.rd.ReadFrameInto(ctx, lent)
 		} else {
 			b, err = s.conn.ReadFrame(ctx)
 		}
@@ -392,7 +394,7 @@ func (s *Session) recv(ctx context.Context, borrow bool) (Message, error) {
 			return Message{}, err
 		}
 		if ok {
-			if into && borrow && !s.reassembled && cap(m.Payload) <= maxLent {
+			if into && !s.reassembled && cap(m.Payload) <= maxLent {
 				// The payload is the frame's memory or the opener's old
 				// scratch; nothing else holds it (a reassembled message
 				// is the reassembler's and is left alone).
