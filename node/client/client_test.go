@@ -308,14 +308,7 @@ func TestSessionEnd(t *testing.T) {
 			if err := c.Err(); !errors.Is(err, tt.want) {
 				t.Errorf("Err: %v, want %v", err, tt.want)
 			}
-			select {
-			case _, ok := <-c.Events():
-				if ok {
-					t.Error("an event instead of a closed Events")
-				}
-			case <-time.After(wait):
-				t.Error("Events not closed")
-			}
+			wantEventsClosed(t, c)
 			if _, err := c.Call(ctx, wire.OpDeviceInfo, ops.Request{Device: "pi/temp"}); !errors.Is(err, tt.want) {
 				t.Errorf("call after the end: %v, want %v", err, tt.want)
 			}
@@ -414,14 +407,7 @@ func TestRunContext(t *testing.T) {
 	case <-time.After(wait):
 		t.Fatal("Done not closed")
 	}
-	select {
-	case _, ok := <-c.Events():
-		if ok {
-			t.Error("an event instead of a closed Events")
-		}
-	case <-time.After(wait):
-		t.Error("Events not closed")
-	}
+	wantEventsClosed(t, c)
 }
 
 // TestDispatch feeds Run's dispatcher what a peer might send.
@@ -528,5 +514,18 @@ func TestRequestIDs(t *testing.T) {
 	c.finish(session.ErrClosed)
 	if _, _, err := c.register(); !errors.Is(err, session.ErrClosed) {
 		t.Errorf("register after the end: %v", err)
+	}
+}
+
+// wantEventsClosed fails unless c's Events channel is closed (soon).
+func wantEventsClosed(t *testing.T, c *Client) {
+	t.Helper()
+	select {
+	case _, ok := <-c.Events():
+		if ok {
+			t.Error("an event instead of a closed Events")
+		}
+	case <-time.After(wait):
+		t.Error("Events not closed")
 	}
 }
