@@ -119,13 +119,7 @@ func (s *Stream) WriteFrame(ctx context.Context, frame []byte) error {
 	if cap(b) <= 64<<10 {
 		s.wbuf = b // keep buffers of ordinary frames; let big ones go
 	}
-	if ctx.Done() != nil {
-		defer watch(ctx, s.c.SetWriteDeadline)()
-	}
-	if _, err := s.c.Write(b); err != nil {
-		return s.fail(ctx, err)
-	}
-	return nil
+	return s.write(ctx, b)
 }
 
 var _ HeadroomWriter = (*Stream)(nil)
@@ -144,10 +138,15 @@ func (s *Stream) WriteFrameHeadroom(ctx context.Context, buf []byte) error {
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	return s.write(ctx, buf)
+}
+
+// write writes b, prefix and frame, in one call; wmu is held.
+func (s *Stream) write(ctx context.Context, b []byte) error {
 	if ctx.Done() != nil {
 		defer watch(ctx, s.c.SetWriteDeadline)()
 	}
-	if _, err := s.c.Write(buf); err != nil {
+	if _, err := s.c.Write(b); err != nil {
 		return s.fail(ctx, err)
 	}
 	return nil
