@@ -39,7 +39,7 @@ func TestWriteFuzzSeeds(t *testing.T) {
 	if os.Getenv("MYCLERK_WRITE_SEEDS") == "" {
 		t.Skip("set MYCLERK_WRITE_SEEDS=1 to rewrite testdata/fuzz")
 	}
-	for _, target := range []string{"FuzzHeader", "FuzzParse", "FuzzOpen", "FuzzTier0"} {
+	for _, target := range []string{"FuzzHeader", "FuzzParse", "FuzzOpen", "FuzzTier0", "FuzzContainer"} {
 		dir := filepath.Join("testdata", "fuzz", target)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
@@ -144,6 +144,44 @@ func FuzzTier0(f *testing.F) {
 		}
 		if re := AppendTier0(nil, c, p); !bytes.Equal(re, b) {
 			t.Fatalf("tier 0 round trip %x != %x", re, b)
+		}
+	})
+}
+
+// FuzzContainer: whatever CheckContainer accepts splits into exactly the
+// frames it counted, each bounded in capacity, and encodes back to the
+// same bytes.
+func FuzzContainer(f *testing.F) {
+	addSeeds(f)
+	var c []byte
+	for _, s := range fuzzSeeds() {
+		if len(s) > 0 {
+			c, _ = AppendContainerFrame(c, s)
+			f.Add(append([]byte(nil), c...))
+		}
+	}
+	f.Add([]byte{0, 0, 0, 0, 1})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		n, err := CheckContainer(b)
+		if err != nil {
+			return
+		}
+		var re []byte
+		rest := b[1:]
+		for i := range n {
+			var fr []byte
+			if fr, rest, err = NextContainerFrame(rest); err != nil {
+				t.Fatalf("frame %d of %d: %v", i, n, err)
+			}
+			if cap(fr) != len(fr) {
+				t.Fatalf("frame %d: capacity %d past its %d bytes", i, cap(fr), len(fr))
+			}
+			if re, err = AppendContainerFrame(re, fr); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if len(rest) != 0 || !bytes.Equal(re, b) {
+			t.Fatalf("container round trip: %d bytes left, %x != %x", len(rest), re, b)
 		}
 	})
 }

@@ -528,11 +528,15 @@ func newBenchNATS(b *testing.B) *benchNATS {
 }
 
 // session opens a Tier 3 session over transport.DialNATS/ListenNATS, runs
-// serve on the hub's side and returns the node's side.
-func (env *benchNATS) session(b *testing.B, f *benchFamily, aes bool, serve func(*Session)) *Session {
+// serve on the hub's side and returns the node's side. With coalesce off
+// neither end sends containers: one NATS message per frame.
+func (env *benchNATS) session(b *testing.B, f *benchFamily, aes, coalesce bool, serve func(*Session)) *Session {
 	hubNode := "hub"
 	if aes {
-		hubNode = "hubaes"
+		hubNode += "aes"
+	}
+	if !coalesce {
+		hubNode += "single"
 	}
 	l, err := transport.ListenNATS(env.hub, "fam", hubNode)
 	if err != nil {
@@ -575,6 +579,9 @@ func (env *benchNATS) session(b *testing.B, f *benchFamily, aes bool, serve func
 	sr := <-ch
 	if cerr != nil || sr.err != nil {
 		b.Fatalf("handshake over NATS: client %v, server %v", cerr, sr.err)
+	}
+	for _, s := range []*Session{client, sr.s} {
+		s.conn.(*transport.NATSConn).SetCoalesce(coalesce)
 	}
 	go serve(sr.s)
 	b.Cleanup(func() { client.conn.Close(); sr.s.conn.Close() })
@@ -655,7 +662,7 @@ func BenchmarkEchoNATS(b *testing.B) {
 	env := newBenchNATS(b)
 	var ss []*Session
 	for _, c := range benchCiphers() {
-		ss = append(ss, env.session(b, f, c.aes, serveEcho))
+		ss = append(ss, env.session(b, f, c.aes, true, serveEcho))
 	}
 	const subject = "bench.raw.echo"
 	inbox, sub := env.rawEcho(b, subject)
@@ -679,7 +686,7 @@ func BenchmarkStreamNATS(b *testing.B) {
 	for _, c := range benchCiphers() {
 		k := newBenchSink(true)
 		ks = append(ks, k)
-		ss = append(ss, env.session(b, f, c.aes, serveCount(k)))
+		ss = append(ss, env.session(b, f, c.aes, true, serveCount(k)))
 	}
 	const subject = "bench.raw.sink"
 	hs, err := env.hub.Subscribe(subject, func(*nats.Msg) { kr.add() })

@@ -140,7 +140,7 @@ func BenchmarkPairedNATS(b *testing.B) {
 		env := newBenchNATS(b)
 		var vs []pairedVariant
 		for _, c := range benchCiphers() {
-			vs = append(vs, pairedVariant{c.name, echoOps(env.session(b, f, c.aes, serveEcho), p)})
+			vs = append(vs, pairedVariant{c.name, echoOps(env.session(b, f, c.aes, true, serveEcho), p)})
 		}
 		inbox, sub := env.rawEcho(b, "bench.raw.echo")
 		m := &nats.Msg{Subject: "bench.raw.echo", Reply: inbox, Data: p}
@@ -161,7 +161,9 @@ func BenchmarkPairedNATS(b *testing.B) {
 		var vs []pairedVariant
 		for _, c := range benchCiphers() {
 			k := newBenchSink(true)
-			vs = append(vs, pairedVariant{c.name, oneWayOps(env.session(b, f, c.aes, serveCount(k)), k, p)})
+			vs = append(vs, pairedVariant{c.name, oneWayOps(env.session(b, f, c.aes, true, serveCount(k)), k, p)})
+			k1 := newBenchSink(true)
+			vs = append(vs, pairedVariant{c.name + "-single", oneWayOps(env.session(b, f, c.aes, false, serveCount(k1)), k1, p)})
 		}
 		kr := newBenchSink(true)
 		hs, err := env.hub.Subscribe("bench.raw.sink", func(*nats.Msg) { kr.add() })

@@ -386,6 +386,10 @@ func (s *Session) recv(ctx context.Context, borrow bool) (Message, error) {
 			if s.closed.Load() {
 				return Message{}, s.closeReason()
 			}
+			if me := (*transport.MessageError)(nil); errors.As(err, &me) {
+				s.reject(err, "Dropped a message")
+				continue
+			}
 			return Message{}, err
 		}
 		s.reassembled = false

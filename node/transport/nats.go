@@ -25,7 +25,10 @@ import (
 // (SESSION_INIT) to the peer's accept subject with its own connection
 // subject as the reply subject; every later frame goes to the other end's
 // connection subject, learned from the reply subject of the first frame
-// received. One NATS message carries one frame.
+// received. A message carries one frame, or, once both ends have said
+// they read them, a container of several (wire.CheckContainer): each end
+// says so with the header "Myclerk-Frames: containers" on the first
+// message it sends (the dialer's first frame, the acceptor's hello).
 
 // AcceptSubject is the subject where node of family accepts connections.
 func AcceptSubject(family, node string) string {
@@ -52,13 +55,34 @@ const natsBuffer = 1024
 // flushTimeout bounds the round trip that registers a subscription.
 const flushTimeout = 5 * time.Second
 
+// containersHeader, on the first message an end sends, says that it reads
+// containers (PROFILE.md §P36).
+const (
+	containersHeader = "Myclerk-Frames"
+	containersValue  = "containers"
+)
+
+// maxContainer bounds a container: large enough that a busy connection
+// sends a few NATS messages where it would send dozens, small enough that
+// no message comes near NATS's payload limit (1 MiB by default) and a
+// queue holds little memory.
+const maxContainer = 64 << 10
+
 // NATSConn is one connection between two nodes over NATS.
 //
 // The NATS client's reader puts each message straight into in (a channel
 // subscription), where ReadFrame takes it: no goroutine in between. When
-// the reader falls natsBuffer frames behind, NATS drops the next ones as
+// the reader falls natsBuffer messages behind, NATS drops the next ones as
 // a slow consumer's and counts them (Dropped); the session's counters and
 // replay window cope.
+//
+// Frames to a peer that reads containers are coalesced when the link is
+// busy, in the way of Nagle's algorithm without its delay: a frame is
+// published at once when the NATS client has nothing waiting to be sent,
+// and otherwise queued; a goroutine that lives while the queue is not
+// empty publishes what has gathered as one container. Under load that
+// makes one NATS message out of several frames (NATS's cost is mostly per
+// message); a lone request goes out as it did, without waiting.
 type NATSConn struct {
 	nc     *nats.Conn
 	local  string // our connection subject
@@ -74,6 +98,22 @@ type NATSConn struct {
 	closed  chan struct{}
 	closeMu sync.Once
 	ready   atomic.Pointer[string] // the peer's subject, once the first frame went out
+
+	headers    bool        // the server passes headers: say we read containers
+	coalesce   atomic.Bool // we may send containers (SetCoalesce)
+	containers atomic.Bool // the peer reads containers
+	rest       []byte      // frames of the container being read (ReadFrame)
+
+	// The send queue: pmu is held from taking the queue until it is
+	// published, so that frames leave in the order they were written;
+	// wmu guards the rest.
+	pmu      sync.Mutex
+	wmu      sync.Mutex
+	queue    []byte // a container being gathered, or empty
+	queued   int    // frames in it
+	spare    []byte // the last published queue's memory
+	flushing bool   // a flusher goroutine runs
+	werr     error  // why publishing failed, for the next WriteFrame
 }
 
 var _ Conn = (*NATSConn)(nil)
@@ -83,7 +123,8 @@ func newNATSConn(nc *nats.Conn, family, node string, dialer bool) (*NATSConn, er
 	if err != nil {
 		return nil, err
 	}
-	c := &NATSConn{nc: nc, local: local, in: make(chan *nats.Msg, natsBuffer), known: make(chan struct{}), closed: make(chan struct{})}
+	c := &NATSConn{nc: nc, local: local, in: make(chan *nats.Msg, natsBuffer), known: make(chan struct{}), closed: make(chan struct{}), headers: nc.HeadersSupported()}
+	c.coalesce.Store(true)
 	if c.sub, err = nc.ChanSubscribe(local, c.in); err != nil {
 		return nil, fmt.Errorf("failed to subscribe to %s: %w", local, err)
 	}
@@ -94,7 +135,7 @@ func newNATSConn(nc *nats.Conn, family, node string, dialer bool) (*NATSConn, er
 		// learns it as it arrives, whether or not anyone is reading yet,
 		// so that a dialer may send more frames before it reads; it ends
 		// itself after that one message.
-		if hello, err = nc.Subscribe(local, func(m *nats.Msg) { c.learn(m.Reply) }); err == nil {
+		if hello, err = nc.Subscribe(local, func(m *nats.Msg) { c.learn(m) }); err == nil {
 			err = hello.AutoUnsubscribe(1)
 		}
 		if err != nil {
@@ -128,14 +169,37 @@ func DialNATS(nc *nats.Conn, family, from, to string) (*NATSConn, error) {
 	return c, nil
 }
 
-func (c *NATSConn) learn(peer string) {
+// learn takes the peer's subject from the reply subject of the first
+// message it sent, and whether it reads containers from that message's
+// header.
+func (c *NATSConn) learn(m *nats.Msg) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.peer == "" && peer != "" {
-		c.peer = peer
+	if c.peer == "" && m.Reply != "" {
+		if m.Header.Get(containersHeader) == containersValue {
+			c.containers.Store(true) // before anyone can write to the peer
+		}
+		c.peer = m.Reply
 		close(c.known)
 	}
 }
+
+// helloHeader is the header of the first message this end sends.
+func (c *NATSConn) helloHeader() nats.Header {
+	if !c.headers {
+		return nil
+	}
+	return nats.Header{containersHeader: []string{containersValue}}
+}
+
+// SetCoalesce says whether frames may be coalesced into containers when
+// the peer reads them (the default); off, every frame is a message of its
+// own, as for a peer that does not read containers.
+func (c *NATSConn) SetCoalesce(on bool) { c.coalesce.Store(on) }
+
+// Coalescing reports whether frames to the peer may go in containers: the
+// peer reads them and SetCoalesce did not turn them off.
+func (c *NATSConn) Coalescing() bool { return c.coalesce.Load() && c.containers.Load() }
 
 // RemoteAddr names the peer.
 func (c *NATSConn) RemoteAddr() string {
@@ -149,8 +213,16 @@ func (c *NATSConn) RemoteAddr() string {
 
 // ReadFrame returns the next frame. A message's reply subject names the
 // peer's connection subject (the dialer learns it from the acceptor's
-// hello, an empty message that is no frame).
+// hello, an empty message that is no frame). The frames of a container
+// are returned one by one, each in memory of its own. A message too large
+// for a frame, or a malformed container, is dropped whole with a
+// *MessageError; the connection goes on.
 func (c *NATSConn) ReadFrame(ctx context.Context) ([]byte, error) {
+	if len(c.rest) > 0 { // checked whole when it arrived
+		f, rest, _ := wire.NextContainerFrame(c.rest)
+		c.rest = rest
+		return f, nil
+	}
 	for {
 		var m *nats.Msg
 		select {
@@ -165,13 +237,21 @@ func (c *NATSConn) ReadFrame(ctx context.Context) ([]byte, error) {
 			}
 		}
 		if m.Reply != "" {
-			c.learn(m.Reply)
+			c.learn(m)
 		}
 		if len(m.Data) == 0 {
 			continue
 		}
+		if m.Data[0] == wire.ContainerMarker {
+			if _, err := wire.CheckContainer(m.Data); err != nil {
+				return nil, &MessageError{fmt.Errorf("nats message of %d bytes: %w", len(m.Data), err)}
+			}
+			f, rest, _ := wire.NextContainerFrame(m.Data[1:])
+			c.rest = rest
+			return f, nil
+		}
 		if len(m.Data) > wire.MaxFrameSize {
-			return nil, fmt.Errorf("nats message: %w", wire.ErrTooLarge)
+			return nil, &MessageError{fmt.Errorf("nats message of %d bytes: %w", len(m.Data), wire.ErrTooLarge)}
 		}
 		return m.Data, nil
 	}
@@ -187,15 +267,19 @@ func (c *NATSConn) Dropped() int {
 	return n
 }
 
-// WriteFrame publishes one frame. The dialer's first frame goes to the
-// peer's accept subject; later frames wait until the peer's connection
-// subject is known.
+// WriteFrame publishes one frame, or queues it to be published in a
+// container (see NATSConn); the frame is the caller's again when it
+// returns. The dialer's first frame goes to the peer's accept subject;
+// later frames wait until the peer's connection subject is known.
 func (c *NATSConn) WriteFrame(ctx context.Context, frame []byte) error {
 	if p := c.ready.Load(); p != nil { // the usual case, without the mutex
 		select {
 		case <-c.closed:
 			return ErrClosed
 		default:
+		}
+		if c.Coalescing() {
+			return c.enqueue(*p, frame)
 		}
 		if err := c.nc.Publish(*p, frame); err != nil {
 			return fmt.Errorf("failed to publish to %s: %w", *p, err)
@@ -210,7 +294,7 @@ func (c *NATSConn) WriteFrame(ctx context.Context, frame []byte) error {
 	}
 	c.mu.Unlock()
 	if first {
-		return c.publish(&nats.Msg{Subject: c.accept, Reply: c.local, Data: frame})
+		return c.publish(&nats.Msg{Subject: c.accept, Reply: c.local, Data: frame, Header: c.helloHeader()})
 	}
 	if peer == "" {
 		select {
@@ -232,6 +316,117 @@ func (c *NATSConn) WriteFrame(ctx context.Context, frame []byte) error {
 	}
 	if err := c.nc.Publish(peer, frame); err != nil {
 		return fmt.Errorf("failed to publish to %s: %w", peer, err)
+	}
+	return nil
+}
+
+// enqueue publishes frame to subject at once when nothing is queued and
+// the NATS client has nothing waiting to be sent; otherwise it adds the
+// frame to the queue, which the flusher publishes. Locks: pmu before wmu.
+func (c *NATSConn) enqueue(subject string, frame []byte) error {
+	if c.pmu.TryLock() { // nobody is publishing
+		c.wmu.Lock()
+		idle := len(c.queue) == 0 && !c.flushing && c.werr == nil
+		c.wmu.Unlock()
+		if idle {
+			if n, err := c.nc.Buffered(); err != nil || n == 0 {
+				// An idle link: publish now, as if there were no queue.
+				// A frame queued meanwhile starts the flusher, which
+				// waits for pmu: the order holds.
+				defer c.pmu.Unlock()
+				return c.publishFrame(subject, frame)
+			}
+		}
+		c.pmu.Unlock()
+	}
+	need := wire.LengthPrefixSize + len(frame)
+	c.wmu.Lock()
+	if err := c.werr; err != nil {
+		c.wmu.Unlock()
+		return err
+	}
+	if len(c.queue)+need > maxContainer {
+		// Full, or too large for a container: publish what is queued,
+		// then the frame (alone, if it is that large).
+		c.wmu.Unlock()
+		c.pmu.Lock()
+		defer c.pmu.Unlock()
+		for {
+			if err := c.publishQueue(subject); err != nil {
+				return err
+			}
+			if wire.ContainerOverhead(1)+len(frame) > maxContainer {
+				return c.publishFrame(subject, frame)
+			}
+			c.wmu.Lock()
+			if len(c.queue)+need <= maxContainer {
+				break
+			}
+			c.wmu.Unlock() // filled again meanwhile
+		}
+	}
+	q, err := wire.AppendContainerFrame(c.queue, frame)
+	if err != nil {
+		c.wmu.Unlock()
+		return err
+	}
+	c.queue = q
+	c.queued++
+	if !c.flushing {
+		c.flushing = true
+		go c.flush(subject)
+	}
+	c.wmu.Unlock()
+	return nil
+}
+
+// flush publishes the queue until it stays empty.
+func (c *NATSConn) flush(subject string) {
+	for {
+		c.pmu.Lock()
+		c.wmu.Lock()
+		if len(c.queue) == 0 {
+			c.flushing = false
+			c.wmu.Unlock()
+			c.pmu.Unlock()
+			return
+		}
+		c.wmu.Unlock()
+		c.publishQueue(subject) // an error waits in werr
+		c.pmu.Unlock()
+	}
+}
+
+// publishQueue publishes what is queued, a single frame as itself; pmu is
+// held. A failure is also kept for the next WriteFrame.
+func (c *NATSConn) publishQueue(subject string) error {
+	c.wmu.Lock()
+	q, n := c.queue, c.queued
+	c.queue, c.queued = c.spare[:0], 0
+	c.spare = nil
+	c.wmu.Unlock()
+	if n == 0 {
+		return nil
+	}
+	data := q
+	if n == 1 {
+		data = q[wire.ContainerOverhead(1):]
+	}
+	err := c.publishFrame(subject, data) // NATS copies it: q may be reused
+	c.wmu.Lock()
+	if c.spare == nil {
+		c.spare = q[:0]
+	}
+	if err != nil && c.werr == nil {
+		c.werr = err
+	}
+	c.wmu.Unlock()
+	return err
+}
+
+func (c *NATSConn) publishFrame(subject string, data []byte) error {
+	if err := c.nc.Publish(subject, data); err != nil {
+		return fmt.Errorf("failed to publish to %s: %w", subject, err)
 	}
 	return nil
 }
@@ -300,11 +495,11 @@ func (l *NATSListener) Accept(ctx context.Context) (*NATSConn, error) {
 			if err != nil {
 				return nil, err
 			}
-			c.learn(m.Reply)
+			c.learn(m)
 			c.in <- m // room: the subscription was made just now
 			// Name our subject at once (an empty message, which is no
 			// frame), so the dialer can send before we answer.
-			if err := l.nc.PublishMsg(&nats.Msg{Subject: m.Reply, Reply: c.local}); err != nil {
+			if err := l.nc.PublishMsg(&nats.Msg{Subject: m.Reply, Reply: c.local, Header: c.helloHeader()}); err != nil {
 				c.Close()
 				return nil, fmt.Errorf("failed to answer %s: %w", m.Reply, err)
 			}

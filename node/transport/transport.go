@@ -25,6 +25,14 @@ type Conn interface {
 // ErrClosed is returned by a Conn after Close or after the peer went away.
 var ErrClosed = errors.New("transport: connection closed")
 
+// A MessageError from ReadFrame is a message that held no usable frame (a
+// NATS message over MaxFrameSize, a malformed container): it was dropped,
+// and the connection goes on. Err says why (a wire error).
+type MessageError struct{ Err error }
+
+func (e *MessageError) Error() string { return "transport: dropped a message: " + e.Err.Error() }
+func (e *MessageError) Unwrap() error { return e.Err }
+
 // HeadroomWriter is a Conn that writes a frame without copying it when the
 // caller leaves FrameHeadroom() spare bytes in front of it (a stream's
 // length prefix goes there). buf[:FrameHeadroom()] is the Conn's to

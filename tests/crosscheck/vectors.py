@@ -143,4 +143,28 @@ for v in load("crc.json"):
             c = ((c << 1) ^ 0x1021) & 0xFFFF if c & 0x8000 else (c << 1) & 0xFFFF
     same(f"crc {v['name']}", f"{c:04x}", v["crc"])
 
+
+
+def split_container(b):
+    """PROFILE.md §P36: 0x00 then (u32 big-endian length, frame)*, each
+    length 1 to 1 MiB, filling the message; None if malformed."""
+    if not b or b[0] != 0:
+        return None
+    frames, i = [], 1
+    while i < len(b):
+        if i + 4 > len(b):
+            return None
+        (n,) = struct.unpack(">I", b[i:i + 4])
+        if n == 0 or n > 1 << 20 or i + 4 + n > len(b):
+            return None
+        frames.append(b[i + 4:i + 4 + n])
+        i += 4 + n
+    return frames or None
+
+
+for v in load("containers.json"):
+    got = split_container(h(v["container"]))
+    want = [h(f) for f in v["frames"]] if "frames" in v else None
+    same(f"container {v['name']}", got, want)
+
 print(f"crosscheck: {checks} checks passed against an independent implementation")

@@ -70,7 +70,7 @@ func Files() (map[string][]byte, error) {
 	}
 	builders := []func(*handshakeVector) (*File, error){
 		headersFile, crcFile, keyScheduleFile, sealedFile, rotationFile, rejectsFile,
-		payloadsFile, ticketsFile, fragmentsFile, compressionFile,
+		payloadsFile, ticketsFile, fragmentsFile, compressionFile, containersFile,
 	}
 	out := map[string][]byte{}
 	for _, b := range builders {

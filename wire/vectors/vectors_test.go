@@ -247,3 +247,15 @@ func TestCompressionVectors(t *testing.T) {
 		}
 	}
 }
+
+func TestContainerVectors(t *testing.T) {
+	vs := load[ContainerVector](t, "containers.json")
+	if len(vs) == 0 {
+		t.Fatal("no container vectors")
+	}
+	for _, v := range vs {
+		if err := CheckContainer(&v); err != nil {
+			t.Errorf("%s: %v", v.Name, err)
+		}
+	}
+}
