@@ -380,13 +380,14 @@ func (c *NATSConn) enqueue(subject string, frame []byte) error {
 	return nil
 }
 
-// flush publishes the queue until it stays empty.
+// flush publishes the queue until it stays empty, then lets its memory go.
 func (c *NATSConn) flush(subject string) {
 	for {
 		c.pmu.Lock()
 		c.wmu.Lock()
 		if len(c.queue) == 0 {
 			c.flushing = false
+			c.queue, c.spare = nil, nil // an idle connection keeps no queue memory
 			c.wmu.Unlock()
 			c.pmu.Unlock()
 			return

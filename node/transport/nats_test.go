@@ -98,6 +98,21 @@ func TestNATSContainers(t *testing.T) {
 		t.Fatal(err)
 	}
 	readFrames(t, a, [][]byte{small[0], small[1], small[2], big, small[3], small[4]})
+	// Once the queue is published, its memory goes with the flusher.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		d.wmu.Lock()
+		idle, held := !d.flushing, cap(d.queue)+cap(d.spare)
+		d.wmu.Unlock()
+		if idle {
+			if held != 0 {
+				t.Errorf("an idle connection holds %d bytes of queue", held)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the flusher did not end")
+		}
+	}
 
 	// Without coalescing every frame is a message of its own.
 	d.SetCoalesce(false)
