@@ -62,11 +62,18 @@ const (
 	containersValue  = "containers"
 )
 
-// maxContainer bounds a container: large enough that a busy connection
-// sends a few NATS messages where it would send dozens, small enough that
-// no message comes near NATS's payload limit (1 MiB by default) and a
-// queue holds little memory.
-const maxContainer = 64 << 10
+// maxContainer bounds a container: half the NATS client's 32 KiB write
+// buffer, so that publishing one never makes the client flush in the
+// middle of it, and small enough that containers follow each other
+// closely (64 KiB ones made one-way traffic slower: 0.70-0.75x of raw
+// NATS against 0.77-0.84x with 16 KiB and 8 KiB); still about fifteen
+// 1 KiB frames to a NATS message.
+const maxContainer = 16 << 10
+
+// queuePool holds the memory of send queues (maxContainer bytes each),
+// shared by all connections: a connection holds one only while frames
+// wait in it.
+var queuePool = sync.Pool{New: func() any { b := make([]byte, 0, maxContainer); return &b }}
 
 // NATSConn is one connection between two nodes over NATS.
 //
@@ -109,9 +116,8 @@ type NATSConn struct {
 	// wmu guards the rest.
 	pmu      sync.Mutex
 	wmu      sync.Mutex
-	queue    []byte // a container being gathered, or empty
+	queue    []byte // a container being gathered (from queuePool), or nil
 	queued   int    // frames in it
-	spare    []byte // the last published queue's memory
 	flushing bool   // a flusher goroutine runs
 	werr     error  // why publishing failed, for the next WriteFrame
 }
@@ -365,6 +371,9 @@ func (c *NATSConn) enqueue(subject string, frame []byte) error {
 			c.wmu.Unlock() // filled again meanwhile
 		}
 	}
+	if c.queue == nil {
+		c.queue = (*queuePool.Get().(*[]byte))[:0]
+	}
 	q, err := wire.AppendContainerFrame(c.queue, frame)
 	if err != nil {
 		c.wmu.Unlock()
@@ -380,14 +389,13 @@ func (c *NATSConn) enqueue(subject string, frame []byte) error {
 	return nil
 }
 
-// flush publishes the queue until it stays empty, then lets its memory go.
+// flush publishes the queue until it stays empty.
 func (c *NATSConn) flush(subject string) {
 	for {
 		c.pmu.Lock()
 		c.wmu.Lock()
 		if len(c.queue) == 0 {
 			c.flushing = false
-			c.queue, c.spare = nil, nil // an idle connection keeps no queue memory
 			c.wmu.Unlock()
 			c.pmu.Unlock()
 			return
@@ -398,13 +406,13 @@ func (c *NATSConn) flush(subject string) {
 	}
 }
 
-// publishQueue publishes what is queued, a single frame as itself; pmu is
-// held. A failure is also kept for the next WriteFrame.
+// publishQueue publishes what is queued, a single frame as itself, and
+// gives the queue's memory back to queuePool; pmu is held. A failure is
+// also kept for the next WriteFrame.
 func (c *NATSConn) publishQueue(subject string) error {
 	c.wmu.Lock()
 	q, n := c.queue, c.queued
-	c.queue, c.queued = c.spare[:0], 0
-	c.spare = nil
+	c.queue, c.queued = nil, 0
 	c.wmu.Unlock()
 	if n == 0 {
 		return nil
@@ -414,14 +422,14 @@ func (c *NATSConn) publishQueue(subject string) error {
 		data = q[wire.ContainerOverhead(1):]
 	}
 	err := c.publishFrame(subject, data) // NATS copies it: q may be reused
-	c.wmu.Lock()
-	if c.spare == nil {
-		c.spare = q[:0]
+	queuePool.Put(&q)
+	if err != nil {
+		c.wmu.Lock()
+		if c.werr == nil {
+			c.werr = err
+		}
+		c.wmu.Unlock()
 	}
-	if err != nil && c.werr == nil {
-		c.werr = err
-	}
-	c.wmu.Unlock()
 	return err
 }
 

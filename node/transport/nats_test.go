@@ -98,10 +98,10 @@ func TestNATSContainers(t *testing.T) {
 		t.Fatal(err)
 	}
 	readFrames(t, a, [][]byte{small[0], small[1], small[2], big, small[3], small[4]})
-	// Once the queue is published, its memory goes with the flusher.
+	// Once the queue is published, its memory goes back to the pool.
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
 		d.wmu.Lock()
-		idle, held := !d.flushing, cap(d.queue)+cap(d.spare)
+		idle, held := !d.flushing, cap(d.queue)
 		d.wmu.Unlock()
 		if idle {
 			if held != 0 {
