@@ -119,7 +119,7 @@ type NATSConn struct {
 	queue    []byte // a container being gathered (from queuePool), or nil
 	queued   int    // frames in it
 	flushing bool   // a flusher goroutine runs
-	werr     error  // why publishing failed, for the next WriteFrame
+	werr     error  // why publishing queued frames failed, for the next WriteFrame
 }
 
 var _ Conn = (*NATSConn)(nil)
@@ -348,6 +348,9 @@ func (c *NATSConn) enqueue(subject string, frame []byte) error {
 	need := wire.LengthPrefixSize + len(frame)
 	c.wmu.Lock()
 	if err := c.werr; err != nil {
+		// Queued frames were lost (as frames of a dropped message are):
+		// say so once, to the next writer, and go on.
+		c.werr = nil
 		c.wmu.Unlock()
 		return err
 	}
@@ -408,7 +411,7 @@ func (c *NATSConn) flush(subject string) {
 
 // publishQueue publishes what is queued, a single frame as itself, and
 // gives the queue's memory back to queuePool; pmu is held. A failure is
-// also kept for the next WriteFrame.
+// also kept for the next WriteFrame to report.
 func (c *NATSConn) publishQueue(subject string) error {
 	c.wmu.Lock()
 	q, n := c.queue, c.queued

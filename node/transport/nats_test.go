@@ -273,3 +273,43 @@ func TestNATSOlderPeers(t *testing.T) {
 		t.Error("coalescing towards an older dialer")
 	}
 }
+
+// TestNATSQueuedFrameFailure: frames that could not be published after
+// they were queued make the next WriteFrame fail, once.
+func TestNATSQueuedFrameFailure(t *testing.T) {
+	d, _ := connected(t)
+	ctx := context.Background()
+	d.pmu.Lock()
+	for _, f := range natsFrames(2, 100) {
+		if err := d.WriteFrame(ctx, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.nc.Close()
+	d.pmu.Unlock()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		d.wmu.Lock()
+		flushing, werr := d.flushing, d.werr
+		d.wmu.Unlock()
+		if !flushing {
+			if !errors.Is(werr, nats.ErrConnectionClosed) {
+				t.Fatalf("publishing the queue on a closed connection: %v", werr)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the flusher did not end")
+		}
+	}
+	d.pmu.Lock() // the next frame takes the queue's way, where the error waits
+	err := d.WriteFrame(ctx, []byte{0x19, 1})
+	d.pmu.Unlock()
+	if !errors.Is(err, nats.ErrConnectionClosed) {
+		t.Fatalf("the next write: %v", err)
+	}
+	d.wmu.Lock()
+	defer d.wmu.Unlock()
+	if d.werr != nil {
+		t.Error("the error was kept after it was reported")
+	}
+}
