@@ -5,6 +5,7 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"encoding/binary"
+	"slices"
 	"testing"
 	"time"
 
@@ -22,13 +23,22 @@ import (
 // rotating order) within each b.N iteration, so that the same noise falls
 // on all of them; each reports its time per operation, and every variant
 // its speed relative to the last one, the baseline (baseline time /
-// variant time: above 1 is faster).
+// variant time: above 1 is faster). Request/response variants also report
+// the p50 and p99 of their round trips.
 
 const pairedBlock = 200
 
 type pairedVariant struct {
 	name string
 	run  func(b *testing.B, n int) // n operations
+	lat  *[]time.Duration          // round trips run recorded, if it does
+}
+
+// timed is a request/response variant: run records each round trip.
+func timed(name string, run func(b *testing.B, n int, lat *[]time.Duration)) pairedVariant {
+	v := pairedVariant{name: name, lat: new([]time.Duration)}
+	v.run = func(b *testing.B, n int) { run(b, n, v.lat) }
+	return v
 }
 
 func benchPaired(b *testing.B, vs []pairedVariant) {
@@ -49,21 +59,30 @@ func benchPaired(b *testing.B, vs []pairedVariant) {
 		if j < len(vs)-1 {
 			b.ReportMetric(float64(base)/float64(spent[j]), v.name+"-x")
 		}
+		if v.lat != nil && len(*v.lat) > 0 {
+			lat := *v.lat
+			slices.Sort(lat)
+			us := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 }
+			b.ReportMetric(us(lat[len(lat)/2]), v.name+"-p50-us")
+			b.ReportMetric(us(lat[len(lat)*99/100]), v.name+"-p99-us")
+		}
 	}
 }
 
 // echoOps is n request/response round trips of payload p over s. The
 // payloads are borrowed (RecvBorrowed), as the TLS baseline's reads are.
-func echoOps(s *Session, p []byte) func(*testing.B, int) {
-	return func(b *testing.B, n int) {
+func echoOps(s *Session, p []byte) func(*testing.B, int, *[]time.Duration) {
+	return func(b *testing.B, n int, lat *[]time.Duration) {
 		ctx := context.Background()
 		for range n {
+			t0 := time.Now()
 			if err := s.Send(ctx, wire.OpStreamData, p); err != nil {
 				b.Fatal(err)
 			}
 			if m, err := s.RecvBorrowed(ctx); err != nil || len(m.Payload) != len(p) {
 				b.Fatalf("echo: %d bytes, %v", len(m.Payload), err)
 			}
+			*lat = append(*lat, time.Since(t0))
 		}
 	}
 }
@@ -93,30 +112,32 @@ func BenchmarkPairedTCP(b *testing.B) {
 	b.Run("echo/1KiB", func(b *testing.B) {
 		var vs []pairedVariant
 		for _, c := range benchCiphers() {
-			vs = append(vs, pairedVariant{c.name, echoOps(benchTCPSession(b, f, c.aes, serveEcho), p)})
+			vs = append(vs, timed(c.name, echoOps(benchTCPSession(b, f, c.aes, serveEcho), p)))
 		}
 		t := benchTLS(b, (*transporttest.Framed).Echo)
-		vs = append(vs, pairedVariant{"tls13", func(b *testing.B, n int) {
+		vs = append(vs, timed("tls13", func(b *testing.B, n int, lat *[]time.Duration) {
 			for range n {
+				t0 := time.Now()
 				if err := t.Write(p); err != nil {
 					b.Fatal(err)
 				}
 				if got, err := t.Read(); err != nil || len(got) != len(p) {
 					b.Fatalf("echo: %d bytes, %v", len(got), err)
 				}
+				*lat = append(*lat, time.Since(t0))
 			}
-		}})
+		}))
 		benchPaired(b, vs)
 	})
 	b.Run("stream/1KiB", func(b *testing.B) {
 		var vs []pairedVariant
 		for _, c := range benchCiphers() {
 			k := newBenchSink(false)
-			vs = append(vs, pairedVariant{c.name, oneWayOps(benchTCPSession(b, f, c.aes, serveCount(k)), k, p)})
+			vs = append(vs, pairedVariant{name: c.name, run: oneWayOps(benchTCPSession(b, f, c.aes, serveCount(k)), k, p)})
 		}
 		kt := newBenchSink(false)
 		t := benchTLS(b, framedCount(kt))
-		vs = append(vs, pairedVariant{"tls13", func(b *testing.B, n int) {
+		vs = append(vs, pairedVariant{name: "tls13", run: func(b *testing.B, n int) {
 			kt.expect(n)
 			for range n {
 				if err := t.Write(p); err != nil {
@@ -140,20 +161,22 @@ func BenchmarkPairedNATS(b *testing.B) {
 		env := newBenchNATS(b)
 		var vs []pairedVariant
 		for _, c := range benchCiphers() {
-			vs = append(vs, pairedVariant{c.name, echoOps(env.session(b, f, c.aes, true, serveEcho), p)})
+			vs = append(vs, timed(c.name, echoOps(env.session(b, f, c.aes, true, serveEcho), p)))
 		}
 		inbox, sub := env.rawEcho(b, "bench.raw.echo")
 		m := &nats.Msg{Subject: "bench.raw.echo", Reply: inbox, Data: p}
-		vs = append(vs, pairedVariant{"raw", func(b *testing.B, n int) {
+		vs = append(vs, timed("raw", func(b *testing.B, n int, lat *[]time.Duration) {
 			for range n {
+				t0 := time.Now()
 				if err := env.client.PublishMsg(m); err != nil {
 					b.Fatal(err)
 				}
 				if got, err := sub.NextMsg(10 * time.Second); err != nil || len(got.Data) != len(p) {
 					b.Fatalf("echo: %v", err)
 				}
+				*lat = append(*lat, time.Since(t0))
 			}
-		}})
+		}))
 		benchPaired(b, vs)
 	})
 	b.Run("stream/1KiB", func(b *testing.B) {
@@ -161,9 +184,9 @@ func BenchmarkPairedNATS(b *testing.B) {
 		var vs []pairedVariant
 		for _, c := range benchCiphers() {
 			k := newBenchSink(true)
-			vs = append(vs, pairedVariant{c.name, oneWayOps(env.session(b, f, c.aes, true, serveCount(k)), k, p)})
+			vs = append(vs, pairedVariant{name: c.name, run: oneWayOps(env.session(b, f, c.aes, true, serveCount(k)), k, p)})
 			k1 := newBenchSink(true)
-			vs = append(vs, pairedVariant{c.name + "-single", oneWayOps(env.session(b, f, c.aes, false, serveCount(k1)), k1, p)})
+			vs = append(vs, pairedVariant{name: c.name + "-single", run: oneWayOps(env.session(b, f, c.aes, false, serveCount(k1)), k1, p)})
 		}
 		kr := newBenchSink(true)
 		hs, err := env.hub.Subscribe("bench.raw.sink", func(*nats.Msg) { kr.add() })
@@ -201,7 +224,7 @@ func BenchmarkPairedNATS(b *testing.B) {
 		}
 		var ctr uint64
 		sealed := make([]byte, 0, 12+len(p)+16)
-		vs = append(vs, pairedVariant{"raw-sealed", func(b *testing.B, n int) {
+		vs = append(vs, pairedVariant{name: "raw-sealed", run: func(b *testing.B, n int) {
 			ks.expect(n)
 			for range n {
 				ks.take()
@@ -214,7 +237,7 @@ func BenchmarkPairedNATS(b *testing.B) {
 			}
 			ks.wait(b)
 		}})
-		vs = append(vs, pairedVariant{"raw", func(b *testing.B, n int) {
+		vs = append(vs, pairedVariant{name: "raw", run: func(b *testing.B, n int) {
 			kr.expect(n)
 			for range n {
 				kr.take()
