@@ -140,13 +140,19 @@ func benchReportRate(b *testing.B, unit string) {
 // benchReportLatency reports frames/s and the p50/p99 of lat in µs.
 func benchReportLatency(b *testing.B, lat []time.Duration) {
 	benchReportRate(b, "frames/s")
+	benchReportPercentiles(b, "", lat)
+}
+
+// benchReportPercentiles reports the p50 and p99 of lat in µs, as
+// prefix+"p50-us" and prefix+"p99-us" (nothing when lat is empty).
+func benchReportPercentiles(b *testing.B, prefix string, lat []time.Duration) {
 	if len(lat) == 0 {
 		return
 	}
 	slices.Sort(lat)
 	us := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 }
-	b.ReportMetric(us(lat[len(lat)/2]), "p50-us")
-	b.ReportMetric(us(lat[len(lat)*99/100]), "p99-us")
+	b.ReportMetric(us(lat[len(lat)/2]), prefix+"p50-us")
+	b.ReportMetric(us(lat[len(lat)*99/100]), prefix+"p99-us")
 }
 
 // benchSink counts frames a server received and tells the sender when

@@ -5,7 +5,6 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"encoding/binary"
-	"slices"
 	"testing"
 	"time"
 
@@ -59,12 +58,8 @@ func benchPaired(b *testing.B, vs []pairedVariant) {
 		if j < len(vs)-1 {
 			b.ReportMetric(float64(base)/float64(spent[j]), v.name+"-x")
 		}
-		if v.lat != nil && len(*v.lat) > 0 {
-			lat := *v.lat
-			slices.Sort(lat)
-			us := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 }
-			b.ReportMetric(us(lat[len(lat)/2]), v.name+"-p50-us")
-			b.ReportMetric(us(lat[len(lat)*99/100]), v.name+"-p99-us")
+		if v.lat != nil {
+			benchReportPercentiles(b, v.name+"-", *v.lat)
 		}
 	}
 }

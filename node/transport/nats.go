@@ -224,10 +224,8 @@ func (c *NATSConn) RemoteAddr() string {
 // for a frame, or a malformed container, is dropped whole with a
 // *MessageError; the connection goes on.
 func (c *NATSConn) ReadFrame(ctx context.Context) ([]byte, error) {
-	if len(c.rest) > 0 { // checked whole when it arrived
-		f, rest, _ := wire.NextContainerFrame(c.rest)
-		c.rest = rest
-		return f, nil
+	if len(c.rest) > 0 {
+		return c.nextInContainer(), nil
 	}
 	for {
 		var m *nats.Msg
@@ -252,9 +250,8 @@ func (c *NATSConn) ReadFrame(ctx context.Context) ([]byte, error) {
 			if _, err := wire.CheckContainer(m.Data); err != nil {
 				return nil, &MessageError{fmt.Errorf("nats message of %d bytes: %w", len(m.Data), err)}
 			}
-			f, rest, _ := wire.NextContainerFrame(m.Data[1:])
-			c.rest = rest
-			return f, nil
+			c.rest = m.Data[1:]
+			return c.nextInContainer(), nil
 		}
 		if len(m.Data) > wire.MaxFrameSize {
 			return nil, &MessageError{fmt.Errorf("nats message of %d bytes: %w", len(m.Data), wire.ErrTooLarge)}
@@ -263,8 +260,16 @@ func (c *NATSConn) ReadFrame(ctx context.Context) ([]byte, error) {
 	}
 }
 
-// Dropped returns how many frames NATS dropped because the reader fell
-// behind.
+// nextInContainer splits the next frame off the container being read,
+// which was checked whole when it arrived.
+func (c *NATSConn) nextInContainer() []byte {
+	f, rest, _ := wire.NextContainerFrame(c.rest)
+	c.rest = rest
+	return f
+}
+
+// Dropped returns how many messages (frames or containers) NATS dropped
+// because the reader fell behind.
 func (c *NATSConn) Dropped() int {
 	n, err := c.sub.Dropped()
 	if err != nil {
@@ -287,10 +292,7 @@ func (c *NATSConn) WriteFrame(ctx context.Context, frame []byte) error {
 		if c.Coalescing() {
 			return c.enqueue(*p, frame)
 		}
-		if err := c.nc.Publish(*p, frame); err != nil {
-			return fmt.Errorf("failed to publish to %s: %w", *p, err)
-		}
-		return nil
+		return c.publishFrame(*p, frame)
 	}
 	c.mu.Lock()
 	peer, first := c.peer, !c.first && c.accept != ""
@@ -320,10 +322,7 @@ func (c *NATSConn) WriteFrame(ctx context.Context, frame []byte) error {
 		return ErrClosed
 	default:
 	}
-	if err := c.nc.Publish(peer, frame); err != nil {
-		return fmt.Errorf("failed to publish to %s: %w", peer, err)
-	}
-	return nil
+	return c.publishFrame(peer, frame)
 }
 
 // enqueue publishes frame to subject at once when nothing is queued and

@@ -195,16 +195,7 @@ func TestNATSMalformedMessages(t *testing.T) {
 // TestNATSOlderPeers: an end that did not say it reads containers gets
 // one frame per message, whichever end it is.
 func TestNATSOlderPeers(t *testing.T) {
-	e, err := StartEmbeddedNATS("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Shutdown)
-	nc, err := nats.Connect(e.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	nc := natsClients(t, 1)[0]
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 

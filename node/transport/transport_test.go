@@ -40,21 +40,26 @@ func wsPair(t *testing.T) (Conn, Conn) {
 	return c, <-acc
 }
 
-func natsPair(t *testing.T) (Conn, Conn) {
+// natsClients starts an embedded NATS server and connects n clients to it.
+func natsClients(t *testing.T, n int) []*nats.Conn {
 	e, err := StartEmbeddedNATS("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.Shutdown)
-	nc1, err := nats.Connect(e.URL())
-	if err != nil {
-		t.Fatal(err)
+	ncs := make([]*nats.Conn, n)
+	for i := range ncs {
+		if ncs[i], err = nats.Connect(e.URL()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(ncs[i].Close)
 	}
-	nc2, err := nats.Connect(e.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { nc1.Close(); nc2.Close() })
+	return ncs
+}
+
+func natsPair(t *testing.T) (Conn, Conn) {
+	ncs := natsClients(t, 2)
+	nc1, nc2 := ncs[0], ncs[1]
 	l, err := ListenNATS(nc2, "fam", "hub")
 	if err != nil {
 		t.Fatal(err)
