@@ -268,14 +268,6 @@ func TestOps(t *testing.T) {
 			t.Errorf("%#04x range %v, want %v", uint16(op), op.Range(), r)
 		}
 	}
-	tiers := map[Op]Tier{OpKeepalive: Tier1, OpError: Tier1, OpSessionInit: Tier4,
-		OpSessionClose: Tier3, OpKeyExchangeInit: Tier4, OpSessionRotate: Tier4, 0x0305: Tier4,
-		OpDeviceLock: Tier3, OpGPIOLineSet: Tier3, OpCANFrameSend: Tier3, 0xF123: Tier3}
-	for op, tier := range tiers {
-		if op.MinTier() != tier {
-			t.Errorf("%v min tier %v, want %v", op, op.MinTier(), tier)
-		}
-	}
 }
 
 func TestErrorCodes(t *testing.T) {

@@ -393,26 +393,3 @@ func (op Op) Range() Range {
 	}
 	return RangeReserved
 }
-
-// MinTier returns the lowest tier at which the profile's default policy
-// (PROFILE.md §P20) accepts op. Policies may raise it, never lower it.
-//
-//   - NOP, KEEPALIVE, KEEPALIVE_ACK and ERROR: Tier 1 (they carry nothing a
-//     forger could use; pre-handshake errors change no state).
-//   - SESSION_INIT/ACK/RESUME/RESUMED: Tier 4 (the header carries the
-//     ephemeral public key, §P24).
-//   - key management (0x0010-0x001F) and federation (0x0300-0x03FF): Tier 4.
-//   - everything else, defined or not: Tier 3.
-func (op Op) MinTier() Tier {
-	switch {
-	case op == OpNOP || op == OpKeepalive || op == OpKeepaliveAck || op == OpError:
-		return Tier1
-	case op == OpSessionInit || op == OpSessionAck || op == OpSessionResume || op == OpSessionResumed:
-		return Tier4
-	case op >= 0x0010 && op <= 0x001F:
-		return Tier4
-	case op.Range() == RangeFederation:
-		return Tier4
-	}
-	return Tier3
-}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/myclerk/myclerk-bridge/node/identity"
 	"github.com/myclerk/myclerk-bridge/node/ops"
+	"github.com/myclerk/myclerk-bridge/node/optable"
 	"github.com/myclerk/myclerk-bridge/wire"
 )
 
@@ -216,8 +217,8 @@ func (c *Config) Check() error {
 		if !ok {
 			return keyErr("session.min_tier."+name, "unknown operation")
 		}
-		if t > 5 || wire.Tier(t) < op.MinTier() {
-			return keyErr("session.min_tier."+name, "%d: the profile needs at least %d; minimums may only be raised", t, op.MinTier())
+		if t > 5 || wire.Tier(t) < optable.MinTier(op) {
+			return keyErr("session.min_tier."+name, "%d: the profile needs at least %d; minimums may only be raised", t, optable.MinTier(op))
 		}
 	}
 	if s.AEAD != "auto" && s.AEAD != "chacha20-poly1305" {

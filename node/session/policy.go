@@ -4,11 +4,12 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/myclerk/myclerk-bridge/node/optable"
 	"github.com/myclerk/myclerk-bridge/wire"
 )
 
 // Policy is the minimum tier each operation needs (PROFILE.md §P20): the
-// profile's default per op, which configuration may raise and never lower.
+// op table's (node/optable), which configuration may raise and never lower.
 // The zero value is the default policy. It is safe for concurrent use.
 type Policy struct {
 	mu     sync.RWMutex
@@ -18,7 +19,7 @@ type Policy struct {
 
 // MinTier returns the lowest tier at which op is accepted.
 func (p *Policy) MinTier(op wire.Op) wire.Tier {
-	t := op.MinTier()
+	t := optable.MinTier(op)
 	if p == nil {
 		return t
 	}
