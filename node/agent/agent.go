@@ -6,14 +6,15 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/myclerk/myclerk-bridge/node/identity"
 	"github.com/myclerk/myclerk-bridge/node/ops"
+	"github.com/myclerk/myclerk-bridge/node/optable"
 	"github.com/myclerk/myclerk-bridge/node/session"
 	"github.com/myclerk/myclerk-bridge/wire"
 	"github.com/myclerk/myclerk-bridge/wire/payload"
@@ -85,48 +86,96 @@ func (a *Agent) Serve(ctx context.Context, s *session.Session) error {
 			cancel()
 			return err
 		}
-		if m.Op != wire.OpDeviceConfigure {
-			continue // nothing else is relayed to a node yet
-		}
-		if err := a.configure(ctx, s, byID, m.Payload); err != nil {
-			a.Log.Warn().Err(err).Msg("Failed to configure a device")
+		if err := a.dispatch(ctx, s, byID, m); err != nil {
+			a.Log.Warn().Err(err).Stringer("op", m.Op).Msg("Failed to serve a relayed request")
 		}
 	}
 }
 
-func (a *Agent) configure(ctx context.Context, s *session.Session, byID map[string]Device, p []byte) error {
+// handler serves one relayed op for a device of this node.
+type handler func(a *Agent, d Device, req *ops.Request) (*ops.Reply, error)
+
+// handlers binds the op table's owner-served entries that this node
+// serves; the rest are answered UNSUPPORTED.
+var handlers = map[wire.Op]handler{
+	wire.OpDeviceConfigure: (*Agent).configure,
+}
+
+// dispatch serves what the hub relays, from the op table: only requests
+// the table says a device's owner serves, only from the family's hub, only
+// when the caller's attested mode allows the op.
+func (a *Agent) dispatch(ctx context.Context, s *session.Session, byID map[string]Device, m session.Message) error {
+	e, _ := optable.Lookup(m.Op)
+	if e.Server != optable.Owner {
+		a.Log.Debug().Stringer("op", m.Op).Msg("Ignored an operation a node does not serve")
+		return nil
+	}
+	if p := s.Peer(); p == nil || p.Role != identity.RoleHub {
+		return fmt.Errorf("%v from a peer that is not the hub: %w", m.Op, errDenied)
+	}
 	var req ops.Request
-	if err := ops.Unmarshal(p, &req); err != nil {
-		return err
+	if err := ops.Unmarshal(m.Payload, &req); err != nil {
+		return sendError(ctx, s, 0, err)
+	}
+	if req.Relay == 0 || req.Caller == nil {
+		return sendError(ctx, s, req.Req, fmt.Errorf("%v without the hub's relay and caller: %w", m.Op, wire.ErrMalformed))
+	}
+	if !req.Caller.Mode.Allows(e.Need.Reads(), e.Need.Writes()) {
+		return sendError(ctx, s, req.Relay, fmt.Errorf("%s with mode %v: %w", req.Caller.Name, req.Caller.Mode, errDenied))
+	}
+	f := handlers[m.Op]
+	if f == nil || !e.Served {
+		return sendError(ctx, s, req.Relay, fmt.Errorf("%v: %w", m.Op, errUnsupported))
 	}
 	local := req.Device
 	if i := lastSlash(local); i >= 0 {
 		local = local[i+1:] // the hub prefixes the node's name
 	}
 	d := byID[local]
-	var state map[string]string
-	err := errors.New("no such device")
-	if d != nil {
-		state, err = d.Configure(req.Settings)
+	if d == nil {
+		return sendError(ctx, s, req.Relay, fmt.Errorf("%q: %w", req.Device, errNoDevice))
 	}
+	r, err := f(a, d, &req)
 	if err != nil {
-		e := payload.Error{Code: wire.CodeBadRequest, RefSeq: req.Req, Message: err.Error()}
-		if d == nil {
-			e.Code = wire.CodeNotFound
-		}
-		b, merr := e.Marshal()
-		if merr != nil {
-			return merr
-		}
-		return s.Send(ctx, wire.OpError, b)
+		return sendError(ctx, s, req.Relay, err)
 	}
-	desc := d.Describe()
-	desc.Capabilities = state
-	b, err := ops.Marshal(ops.Reply{Req: req.Req, Devices: []ops.Device{desc}, Result: "configured"})
+	r.Req, r.Relay = req.Relay, req.Relay
+	b, err := ops.Marshal(r)
 	if err != nil {
 		return err
 	}
-	return s.Send(ctx, wire.OpDeviceConfigure, b)
+	return s.Send(ctx, m.Op, b)
+}
+
+var (
+	errDenied      = &wire.Error{Code: wire.CodeForbidden, Reason: "access denied by the ACL"}
+	errUnsupported = &wire.Error{Code: wire.CodeUnsupported, Reason: "operation not supported by this node"}
+	errNoDevice    = &wire.Error{Code: wire.CodeNotFound, Reason: "no such device"}
+)
+
+// sendError answers a relayed request with ERROR; a device's own error
+// (a bad setting) is BAD_REQUEST.
+func sendError(ctx context.Context, s *session.Session, ref uint32, err error) error {
+	code := wire.CodeOf(err)
+	if code == wire.CodeInternalError {
+		code = wire.CodeBadRequest
+	}
+	e := payload.Error{Code: code, RefSeq: ref, Message: err.Error()}
+	b, merr := e.Marshal()
+	if merr != nil {
+		return merr
+	}
+	return s.Send(ctx, wire.OpError, b)
+}
+
+func (a *Agent) configure(d Device, req *ops.Request) (*ops.Reply, error) {
+	state, err := d.Configure(req.Settings)
+	if err != nil {
+		return nil, err
+	}
+	desc := d.Describe()
+	desc.Capabilities = state
+	return &ops.Reply{Devices: []ops.Device{desc}, Result: "configured"}, nil
 }
 
 func lastSlash(s string) int {

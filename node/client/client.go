@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/myclerk/myclerk-bridge/node/ops"
+	"github.com/myclerk/myclerk-bridge/node/optable"
 	"github.com/myclerk/myclerk-bridge/node/session"
 	"github.com/myclerk/myclerk-bridge/wire"
 	"github.com/myclerk/myclerk-bridge/wire/payload"
@@ -125,16 +126,11 @@ func (c *Client) finish(err error) {
 	c.log.Debug().Err(err).Msg("The client stopped reading its session")
 }
 
-// isReply reports whether op is answered with an ops.Reply of the same op.
+// isReply reports whether op is a request answered with an ops.Reply of
+// the same op (the op table's Reply).
 func isReply(op wire.Op) bool {
-	switch op {
-	case wire.OpDeviceList, wire.OpDeviceInfo, wire.OpDeviceSubscribe, wire.OpDeviceUnsubscribe,
-		wire.OpDeviceLock, wire.OpDeviceUnlock, wire.OpDeviceConfigure, wire.OpDeviceCapabilities,
-		wire.OpRouteCreate, wire.OpRouteDelete, wire.OpRouteList, wire.OpRouteModify, wire.OpRoutePriority,
-		wire.OpACLSet, wire.OpACLGet, wire.OpACLGrant, wire.OpACLRevoke:
-		return true
-	}
-	return false
+	e, ok := optable.Lookup(op)
+	return ok && e.Reply
 }
 
 // dispatch handles one message from Run's goroutine. It never panics on a

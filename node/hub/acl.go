@@ -11,6 +11,24 @@ import (
 	"github.com/myclerk/myclerk-bridge/wire"
 )
 
+// routeHandlers serve the routing and ACL ops of node/optable/route.go.
+// The dispatcher has checked that the caller may administer the device
+// (NeedAdmin); c.dev is the device, or the route's device.
+var routeHandlers = map[wire.Op]handler{
+	wire.OpRouteCreate:   (*Hub).routeCreate,
+	wire.OpRouteDelete:   (*Hub).routeChange,
+	wire.OpRouteModify:   (*Hub).routeChange,
+	wire.OpRoutePriority: (*Hub).routeChange,
+	wire.OpRouteList:     (*Hub).routeList,
+	wire.OpACLGet:        (*Hub).aclGet,
+	wire.OpACLSet:        (*Hub).aclChange,
+	wire.OpACLGrant:      (*Hub).aclChange,
+	wire.OpACLRevoke:     (*Hub).aclChange,
+}
+
+// ErrNoNode answers a request that names a member the hub does not know.
+var ErrNoNode = &wire.Error{Code: wire.CodeNotFound, Reason: "no such node"}
+
 // mayAdminister reports whether peer may change the ACL and routes of
 // device d: its owner, or an admin; h.mu is held.
 func (h *Hub) mayAdminister(peer *identity.Certificate, d *device) bool {
@@ -20,88 +38,67 @@ func (h *Hub) mayAdminister(peer *identity.Certificate, d *device) bool {
 	return (d != nil && d.owner == peer.Node) || slices.Contains(h.cfg.Admins, peer.Name)
 }
 
-func (h *Hub) aclGet(peer *identity.Certificate, req *ops.Request) (*ops.Reply, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	d := h.devices[req.Device]
-	if d == nil {
-		return nil, fmt.Errorf("%q: %w", req.Device, ErrNoDevice)
+// aclGet tells anyone their own mode, and the device's administrators the
+// whole list.
+func (h *Hub) aclGet(_ context.Context, c *call) (*ops.Reply, error) {
+	if c.dev == nil {
+		return nil, fmt.Errorf("%q: %w", c.devID, ErrNoDevice)
 	}
-	if !h.mayAdminister(peer, d) {
-		// Anyone may learn their own mode.
-		return &ops.Reply{Mode: h.mode(req.Device, peer.Node, d)}, nil
+	if !h.mayAdminister(c.peer, c.dev) {
+		return &ops.Reply{Mode: c.mode}, nil
 	}
 	var out []ops.ACLEntry
-	for n, m := range h.acl[req.Device] {
-		out = append(out, ops.ACLEntry{Device: req.Device, Node: h.nameOf(n), Mode: m})
+	for n, m := range h.acl[c.devID] {
+		out = append(out, ops.ACLEntry{Device: c.devID, Node: h.nameOf(n), Mode: m})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Node < out[j].Node })
-	return &ops.Reply{ACL: out, Mode: h.mode(req.Device, peer.Node, d)}, nil
+	return &ops.Reply{ACL: out, Mode: c.mode}, nil
 }
 
-func (h *Hub) aclChange(ctx context.Context, peer *identity.Certificate, op wire.Op, req *ops.Request) (*ops.Reply, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	d := h.devices[req.Device]
-	if d == nil {
-		return nil, fmt.Errorf("%q: %w", req.Device, ErrNoDevice)
-	}
-	if !h.mayAdminister(peer, d) {
-		return nil, ErrNotOwner
-	}
+func (h *Hub) aclChange(ctx context.Context, c *call) (*ops.Reply, error) {
+	req, dev := &c.req, c.devID
 	node, ok := h.names[req.Node]
 	if !ok {
-		return nil, fmt.Errorf("node %q: %w", req.Node, &wire.Error{Code: wire.CodeNotFound, Reason: "no such node"})
+		return nil, fmt.Errorf("node %q: %w", req.Node, ErrNoNode)
 	}
 	if req.Mode > ops.ModeExclusive {
 		return nil, fmt.Errorf("mode %d: %w", req.Mode, wire.ErrMalformed)
 	}
-	if h.acl[req.Device] == nil {
-		h.acl[req.Device] = map[identity.NodeID]ops.Mode{}
+	mode := req.Mode
+	if c.entry.Op == wire.OpACLRevoke {
+		mode = ops.ModeNone
 	}
-	set := func(n identity.NodeID, m ops.Mode) error {
-		if err := h.persistACL(ctx, req.Device, n, m); err != nil {
-			return fmt.Errorf("failed to store the ACL of %s: %w", req.Device, err)
-		}
-		h.acl[req.Device][n] = m
-		return nil
-	}
-	switch op {
-	case wire.OpACLSet, wire.OpACLGrant:
-		if err := set(node, req.Mode); err != nil {
-			return nil, err
-		}
-		if req.Mode == ops.ModeExclusive {
-			// Exclusive: a single client; everyone else loses access.
-			for n := range h.acl[req.Device] {
-				if n != node {
-					if err := set(n, ops.ModeNone); err != nil {
-						return nil, err
-					}
-				}
+	if mode == ops.ModeExclusive {
+		for n, m := range h.acl[dev] {
+			if m == ops.ModeExclusive && n != node {
+				return nil, fmt.Errorf("%s is held exclusively by %s; revoke that first: %w", dev, h.nameOf(n), ErrLocked)
 			}
 		}
-	case wire.OpACLRevoke:
-		if err := set(node, ops.ModeNone); err != nil {
-			return nil, err
-		}
-		for s := range d.subscribers {
-			if p := s.Peer(); p != nil && p.Node == node {
-				delete(d.subscribers, s)
-			}
-		}
-		if d.lockedBy == node {
-			d.lockedBy = identity.NodeID{}
-		}
 	}
-	h.cfg.Log.Info().Str("device", req.Device).Str("node", req.Node).Stringer("mode", h.acl[req.Device][node]).Str("by", peer.Name).Msg("Changed an ACL")
-	return &ops.Reply{Mode: h.acl[req.Device][node], Result: "ok"}, nil
+	if err := h.persistACL(ctx, dev, node, mode); err != nil {
+		return nil, fmt.Errorf("failed to store the ACL of %s: %w", dev, err)
+	}
+	if h.acl[dev] == nil {
+		h.acl[dev] = map[identity.NodeID]ops.Mode{}
+	}
+	h.acl[dev][node] = mode
+	if c.dev.lockedBy != (identity.NodeID{}) && !h.mode(dev, c.dev.lockedBy, c.dev).Allows(true, true) {
+		c.dev.lockedBy = identity.NodeID{} // a lock lasts only while its holder may write
+	}
+	h.endSubscriptions(ctx, c.dev, c.now)
+	h.cfg.Log.Info().Str("device", dev).Str("node", req.Node).Stringer("mode", mode).Str("by", c.peer.Name).Msg("Changed an ACL")
+	return &ops.Reply{Mode: mode, Result: "ok"}, nil
 }
 
-func (h *Hub) listRoutes(device string) []ops.Route {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.routesOf(device)
+// routeList lists the routes of the devices the caller may read.
+func (h *Hub) routeList(_ context.Context, c *call) (*ops.Reply, error) {
+	var out []ops.Route
+	for _, r := range h.routesOf(c.req.Device) {
+		if d := h.devices[r.Device]; d != nil && h.mode(r.Device, c.peer.Node, d).Allows(true, false) {
+			out = append(out, r)
+		}
+	}
+	return &ops.Reply{Routes: out}, nil
 }
 
 // routesOf lists the routes of device (all with ""), highest priority
@@ -122,37 +119,29 @@ func (h *Hub) routesOf(device string) []ops.Route {
 	return out
 }
 
-func (h *Hub) route(ctx context.Context, peer *identity.Certificate, op wire.Op, req *ops.Request) (*ops.Reply, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if op == wire.OpRouteCreate {
-		d := h.devices[req.Device]
-		if d == nil {
-			return nil, fmt.Errorf("%q: %w", req.Device, ErrNoDevice)
-		}
-		if !h.mayAdminister(peer, d) {
-			return nil, ErrNotOwner
-		}
-		if _, ok := h.names[req.Node]; !ok {
-			return nil, fmt.Errorf("node %q: %w", req.Node, &wire.Error{Code: wire.CodeNotFound, Reason: "no such node"})
-		}
-		r := ops.Route{Device: req.Device, Node: req.Node, Priority: req.Priority}
-		id, err := h.persistRoute(ctx, r, false)
-		if err != nil {
-			return nil, fmt.Errorf("failed to store a route: %w", err)
-		}
-		r.ID = id
-		h.routes[id] = r
-		return &ops.Reply{Route: id, Result: "created"}, nil
+func (h *Hub) routeCreate(ctx context.Context, c *call) (*ops.Reply, error) {
+	req := &c.req
+	if _, ok := h.names[req.Node]; !ok {
+		return nil, fmt.Errorf("node %q: %w", req.Node, ErrNoNode)
 	}
+	r := ops.Route{Device: c.devID, Node: req.Node, Priority: req.Priority}
+	id, err := h.persistRoute(ctx, r, false)
+	if err != nil {
+		return nil, fmt.Errorf("failed to store a route: %w", err)
+	}
+	r.ID = id
+	h.routes[id] = r
+	return &ops.Reply{Route: id, Result: "created"}, nil
+}
+
+// routeChange deletes a route or changes its member or priority.
+func (h *Hub) routeChange(ctx context.Context, c *call) (*ops.Reply, error) {
+	req := &c.req
 	r, ok := h.routes[req.Route]
 	if !ok {
 		return nil, fmt.Errorf("route %d: %w", req.Route, ErrNoRoute)
 	}
-	if !h.mayAdminister(peer, h.devices[r.Device]) {
-		return nil, ErrNotOwner
-	}
-	switch op {
+	switch c.entry.Op {
 	case wire.OpRouteDelete:
 		if _, err := h.persistRoute(ctx, r, true); err != nil {
 			return nil, fmt.Errorf("failed to delete route %d: %w", r.ID, err)
@@ -161,9 +150,9 @@ func (h *Hub) route(ctx context.Context, peer *identity.Certificate, op wire.Op,
 		return &ops.Reply{Route: req.Route, Result: "deleted"}, nil
 	case wire.OpRouteModify:
 		if req.Node != "" && req.Node != r.Node {
-			// A route to another client is a new route.
+			// A route to another member is a new route.
 			if _, ok := h.names[req.Node]; !ok {
-				return nil, fmt.Errorf("node %q: %w", req.Node, &wire.Error{Code: wire.CodeNotFound, Reason: "no such node"})
+				return nil, fmt.Errorf("node %q: %w", req.Node, ErrNoNode)
 			}
 			if _, err := h.persistRoute(ctx, r, true); err != nil {
 				return nil, err

@@ -10,7 +10,6 @@ package hub
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"sort"
 	"sync"
@@ -157,7 +156,7 @@ func (h *Hub) ServeGated(ctx context.Context, s *session.Session, gate func() er
 				continue
 			}
 		}
-		if err := h.handle(ctx, s, peer, m); err != nil {
+		if err := h.dispatch(ctx, s, peer, m); err != nil {
 			log.Warn().Err(err).Stringer("op", m.Op).Msg("Failed to handle a request")
 		}
 	}
@@ -235,135 +234,29 @@ func sendError(ctx context.Context, s *session.Session, req uint32, err error) e
 	return err
 }
 
-func (h *Hub) handle(ctx context.Context, s *session.Session, peer *identity.Certificate, m session.Message) error {
-	switch m.Op {
-	case wire.OpDeviceAnnounce:
-		return h.announce(s, peer, m.Payload)
-	case wire.OpDeviceEvent:
-		return h.event(ctx, peer, m.Payload)
-	case wire.OpError:
-		return h.relayBack(ctx, peer, m)
-	}
-	var req ops.Request
-	if err := ops.Unmarshal(m.Payload, &req); err != nil {
-		return sendError(ctx, s, 0, err)
-	}
-	if m.Op == wire.OpDeviceConfigure && h.isRelayAnswer(req.Req, peer) {
-		return h.relayBack(ctx, peer, m)
-	}
-	r, err := h.serve(ctx, s, peer, m.Op, &req)
-	if err != nil {
-		return sendError(ctx, s, req.Req, err)
-	}
-	if r == nil {
-		return nil // relayed: the owner's answer comes back later
-	}
-	r.Req = req.Req
-	return h.reply(ctx, s, m.Op, *r)
-}
-
-// serve answers one request, or relays it (nil reply).
-func (h *Hub) serve(ctx context.Context, s *session.Session, peer *identity.Certificate, op wire.Op, req *ops.Request) (*ops.Reply, error) {
-	switch op {
-	case wire.OpDeviceList:
-		return &ops.Reply{Devices: h.list(peer.Node)}, nil
-	case wire.OpRouteList:
-		return &ops.Reply{Routes: h.listRoutes(req.Device)}, nil
-	case wire.OpRouteCreate, wire.OpRouteDelete, wire.OpRouteModify, wire.OpRoutePriority:
-		return h.route(ctx, peer, op, req)
-	case wire.OpACLGet:
-		return h.aclGet(peer, req)
-	case wire.OpACLSet, wire.OpACLGrant, wire.OpACLRevoke:
-		return h.aclChange(ctx, peer, op, req)
-	}
-	read, write := ops.Access(op)
-	if !read && !write {
-		return nil, fmt.Errorf("%v is not served by the hub: %w", op, &wire.Error{Code: wire.CodeUnsupported, Reason: "operation not supported"})
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	d, mode, err := h.access(req.Device, peer.Node, read, write)
-	if err != nil {
-		return nil, err
-	}
-	now := h.now()
-	h.expireLock(d, now)
-	if !d.lockedBy.IsZero() && d.lockedBy != peer.Node && write {
-		return nil, ErrLocked // a lock excludes other writers; reading goes on
-	}
-	switch op {
-	case wire.OpDeviceInfo, wire.OpDeviceCapabilities:
-		return &ops.Reply{Devices: []ops.Device{h.view(d)}, Mode: mode}, nil
-	case wire.OpDeviceSubscribe:
-		if d.subscribers == nil {
-			d.subscribers = map[*session.Session]bool{}
-		}
-		d.subscribers[s] = true
-		return &ops.Reply{Result: "subscribed"}, nil
-	case wire.OpDeviceUnsubscribe:
-		delete(d.subscribers, s)
-		return &ops.Reply{Result: "unsubscribed"}, nil
-	case wire.OpDeviceLock:
-		lease := DefaultLease
-		if req.Lease > 0 {
-			lease = min(time.Duration(req.Lease)*time.Second, MaxLease)
-		}
-		d.lockedBy, d.lockExpires = peer.Node, now.Add(lease)
-		h.notifyLocked(ctx, d, now)
-		return &ops.Reply{Lease: uint32(lease / time.Second), Result: "locked"}, nil
-	case wire.OpDeviceUnlock:
-		d.lockedBy, d.lockExpires = identity.NodeID{}, time.Time{}
-		h.notifyLocked(ctx, d, now)
-		return &ops.Reply{Result: "unlocked"}, nil
-	case wire.OpDeviceConfigure:
-		owner := h.owners[d.owner]
-		if owner == nil {
-			return nil, ErrOffline
-		}
-		h.relayID++
-		id := h.relayID
-		h.relays[id] = pending{client: s, owner: d.owner, req: req.Req, op: op}
-		fwd := *req
-		fwd.Req = id
-		b, err := ops.Marshal(fwd)
-		if err != nil {
-			return nil, err
-		}
-		go func() {
-			if err := owner.Send(ctx, op, b); err != nil {
-				h.cfg.Log.Warn().Err(err).Msg("Failed to relay a request to its node")
-			}
-			time.AfterFunc(relayTimeout, func() { h.relayExpired(ctx, id) })
-		}()
-		return nil, nil
-	}
-	return nil, &wire.Error{Code: wire.CodeUnsupported, Reason: "operation not supported"}
-}
-
-// access finds a device and checks the caller's mode; h.mu is held.
-func (h *Hub) access(id string, node identity.NodeID, read, write bool) (*device, ops.Mode, error) {
-	d := h.devices[id]
-	if d == nil {
-		return nil, 0, fmt.Errorf("%q: %w", id, ErrNoDevice)
-	}
-	mode := h.mode(id, node, d)
-	if !mode.Allows(read, write) {
-		return nil, mode, fmt.Errorf("%q with mode %v: %w", id, mode, ErrDenied)
-	}
-	return d, mode, nil
-}
-
-// mode is a node's access to a device: its owner and the admins have
-// read-write, others what the ACL says, else the hub's default; h.mu is
-// held.
+// mode is a node's access to a device; h.mu is held. While a member holds
+// an exclusive grant, it has every access and everyone else none (owner
+// and admins included: they may still change the ACL). Otherwise the
+// owner and the admins have read-write, others what the ACL says, else
+// the hub's default. A peer of another family has only what the ACL
+// grants it.
 func (h *Hub) mode(id string, node identity.NodeID, d *device) ops.Mode {
+	acl := h.acl[id]
+	for n, m := range acl {
+		if m == ops.ModeExclusive {
+			if n == node {
+				return ops.ModeExclusive
+			}
+			return ops.ModeNone
+		}
+	}
 	if h.foreign[node] {
-		return h.acl[id][node] // absent: ModeNone
+		return acl[node] // absent: ModeNone
 	}
 	if d != nil && d.owner == node || slices.Contains(h.cfg.Admins, h.nameOf(node)) {
 		return ops.ModeReadWrite
 	}
-	if m, ok := h.acl[id][node]; ok {
+	if m, ok := acl[node]; ok {
 		return m
 	}
 	return h.cfg.DefaultMode
@@ -402,19 +295,6 @@ func (h *Hub) nameOf(id identity.NodeID) string {
 	return id.String()
 }
 
-func (h *Hub) list(node identity.NodeID) []ops.Device {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	var out []ops.Device
-	for id, d := range h.devices {
-		if h.mode(id, node, d) != ops.ModeNone {
-			out = append(out, h.view(d))
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out
-}
-
 // Devices returns every device, for status pages and chat commands.
 func (h *Hub) Devices() []ops.Device {
 	h.mu.Lock()
@@ -425,167 +305,4 @@ func (h *Hub) Devices() []ops.Device {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
-}
-
-func (h *Hub) announce(s *session.Session, peer *identity.Certificate, p []byte) error {
-	var a ops.Announce
-	if err := ops.Unmarshal(p, &a); err != nil {
-		return err
-	}
-	if h.isForeign(peer.Node) || peer.Role != identity.RoleNode && peer.Role != identity.RoleHub {
-		return fmt.Errorf("%s (a %v) may not announce devices: %w", peer.Name, peer.Role, ErrNotOwner)
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.owners[peer.Node] = s
-	for _, dv := range a.Devices {
-		if dv.ID == "" {
-			continue
-		}
-		id := peer.Name + "/" + dv.ID // device IDs are scoped by their node
-		if d := h.devices[id]; d != nil && d.owner != peer.Node {
-			continue // another node's device of the same name: keep it
-		}
-		d := h.devices[id]
-		if d == nil {
-			d = &device{owner: peer.Node}
-			h.devices[id] = d
-		}
-		d.info = dv
-		d.info.ID, d.info.Available = id, true
-		if err := h.persistDevice(context.Background(), d); err != nil {
-			h.cfg.Log.Warn().Err(err).Str("device", id).Msg("Failed to store a device")
-		}
-	}
-	h.cfg.Log.Info().Str("node", peer.Name).Int("devices", len(a.Devices)).Msg("A node announced its devices")
-	return nil
-}
-
-// event forwards a device event from its owner to the subscribers.
-func (h *Hub) event(ctx context.Context, peer *identity.Certificate, p []byte) error {
-	var e ops.Event
-	if err := ops.Unmarshal(p, &e); err != nil {
-		return err
-	}
-	id := peer.Name + "/" + e.Device
-	h.mu.Lock()
-	d := h.devices[id]
-	if d == nil || d.owner != peer.Node {
-		h.mu.Unlock()
-		return fmt.Errorf("event for %q: %w", id, ErrNoDevice)
-	}
-	e.Device = id
-	// Subscribers, and the clients the device is routed to, highest
-	// priority first; each session once.
-	subs := make([]*session.Session, 0, len(d.subscribers))
-	seen := map[*session.Session]bool{}
-	for _, r := range h.routesOf(id) {
-		node := h.names[r.Node]
-		if h.mode(id, node, d).Allows(true, false) {
-			for s := range h.live[node] {
-				if !seen[s] {
-					seen[s] = true
-					subs = append(subs, s)
-				}
-			}
-		}
-	}
-	for s := range d.subscribers {
-		if !seen[s] {
-			seen[s] = true
-			subs = append(subs, s)
-		}
-	}
-	h.mu.Unlock()
-	b, err := ops.Marshal(e)
-	if err != nil {
-		return err
-	}
-	for _, s := range subs {
-		if err := s.Send(ctx, wire.OpDeviceEvent, b); err != nil {
-			h.cfg.Log.Debug().Err(err).Msg("Failed to deliver an event")
-		}
-	}
-	return nil
-}
-
-// notifyLocked tells subscribers about a lock change; h.mu is held.
-func (h *Hub) notifyLocked(ctx context.Context, d *device, now time.Time) {
-	e := ops.Event{Device: d.info.ID, Kind: "lock", Time: now.Unix(), Values: map[string]string{"locked-by": h.view(d).LockedBy}}
-	b, err := ops.Marshal(e)
-	if err != nil {
-		return
-	}
-	for s := range d.subscribers {
-		go s.Send(ctx, wire.OpDeviceEvent, b)
-	}
-}
-
-func (h *Hub) isRelayAnswer(req uint32, peer *identity.Certificate) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	p, ok := h.relays[req]
-	return ok && p.owner == peer.Node
-}
-
-// relayBack passes an owner's answer (or ERROR) to the client that asked.
-func (h *Hub) relayBack(ctx context.Context, peer *identity.Certificate, m session.Message) error {
-	var id uint32
-	var r ops.Reply
-	var e payload.Error
-	if m.Op == wire.OpError {
-		if err := e.Unmarshal(m.Payload); err != nil {
-			return err
-		}
-		id = e.RefSeq
-	} else {
-		if err := ops.Unmarshal(m.Payload, &r); err != nil {
-			return err
-		}
-		id = r.Req
-	}
-	h.mu.Lock()
-	p, ok := h.relays[id]
-	if ok && p.owner != peer.Node {
-		ok = false // only the device's node answers for it
-	}
-	if ok {
-		delete(h.relays, id)
-	}
-	h.mu.Unlock()
-	if !ok {
-		return nil // an answer that timed out, or to nobody
-	}
-	if m.Op == wire.OpError {
-		e.RefSeq = p.req
-		b, err := e.Marshal()
-		if err != nil {
-			return err
-		}
-		return p.client.Send(ctx, wire.OpError, b)
-	}
-	r.Req = p.req
-	// The node speaks of its devices by their local IDs: record the new
-	// state and show the client the hub's view.
-	h.mu.Lock()
-	for i, dv := range r.Devices {
-		if d := h.devices[peer.Name+"/"+dv.ID]; d != nil && d.owner == peer.Node {
-			if dv.Capabilities != nil {
-				d.info.Capabilities = dv.Capabilities
-			}
-			r.Devices[i] = h.view(d)
-		}
-	}
-	h.mu.Unlock()
-	return h.reply(ctx, p.client, p.op, r)
-}
-
-func (h *Hub) relayExpired(ctx context.Context, id uint32) {
-	h.mu.Lock()
-	p, ok := h.relays[id]
-	delete(h.relays, id)
-	h.mu.Unlock()
-	if ok {
-		sendError(ctx, p.client, p.req, ErrRelayLimit)
-	}
 }

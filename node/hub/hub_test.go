@@ -234,12 +234,16 @@ func TestACLModes(t *testing.T) {
 	if r, code := admin.do(wire.OpRouteCreate, ops.Request{Device: "pi/temp", Node: "guest", Priority: 5}); code != wire.CodeOK || r.Route == 0 {
 		t.Fatalf("route create: %v", code)
 	}
-	if r, _ := guest.do(wire.OpRouteList, ops.Request{}); len(r.Routes) != 1 || r.Routes[0].Node != "guest" {
-		t.Errorf("routes %+v", r.Routes)
+	// ROUTE_LIST shows only the routes of devices the caller may read.
+	if r, _ := guest.do(wire.OpRouteList, ops.Request{}); len(r.Routes) != 0 {
+		t.Errorf("write-only guest sees routes %+v", r.Routes)
 	}
 	// A route delivers the device's events without a subscription, while
 	// the ACL lets the client read.
 	admin.do(wire.OpACLGrant, ops.Request{Device: "pi/temp", Node: "guest", Mode: ops.ModeRead})
+	if r, _ := guest.do(wire.OpRouteList, ops.Request{}); len(r.Routes) != 1 || r.Routes[0].Node != "guest" {
+		t.Errorf("routes %+v", r.Routes)
+	}
 	select {
 	case e := <-guest.events:
 		if e.Device != "pi/temp" {
@@ -296,8 +300,15 @@ func TestForeignPeer(t *testing.T) {
 	if r, code := f.do(wire.OpDeviceList, ops.Request{}); code != wire.CodeOK || len(r.Devices) != 0 {
 		t.Fatalf("a foreign hub sees %v %+v before any grant", code, r.Devices)
 	}
-	if _, code := f.do(wire.OpDeviceInfo, ops.Request{Device: "pi/temp"}); code != wire.CodeForbidden {
+	// Ungranted and missing devices get the same answer.
+	if _, code := f.do(wire.OpDeviceInfo, ops.Request{Device: "pi/temp"}); code != wire.CodeNotFound {
 		t.Errorf("info before a grant: %v", code)
+	}
+	if _, code := f.do(wire.OpDeviceInfo, ops.Request{Device: "pi/none"}); code != wire.CodeNotFound {
+		t.Errorf("info of a missing device: %v", code)
+	}
+	if r, code := f.do(wire.OpACLGet, ops.Request{Device: "pi/temp"}); code != wire.CodeNotFound {
+		t.Errorf("acl get before a grant: %v %+v", code, r)
 	}
 	if _, code := f.do(wire.OpACLGrant, ops.Request{Device: "pi/temp", Node: name, Mode: ops.ModeReadWrite}); code != wire.CodeForbidden {
 		t.Errorf("a foreign hub granted itself access: %v", code)

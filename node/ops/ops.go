@@ -94,6 +94,30 @@ type Request struct {
 	Mode     Mode              `msgpack:"mode,omitempty"`     // ACL_GRANT, ACL_SET
 	Route    uint64            `msgpack:"route,omitempty"`    // ROUTE_DELETE, ROUTE_MODIFY, ROUTE_PRIORITY
 	Priority int32             `msgpack:"priority,omitempty"` // ROUTE_CREATE, ROUTE_PRIORITY
+
+	// Relay and Caller are set by the hub on a request it relays to the
+	// device's node (PROFILE.md §P42): the relay's ID in the hub's own
+	// request-ID space, and who asks with their mode on the device. A node
+	// takes them only from its hub; the hub replaces whatever a caller put
+	// there.
+	Relay  uint32  `msgpack:"relay,omitempty"`
+	Caller *Caller `msgpack:"caller,omitempty"`
+}
+
+// Caller is who a relayed request comes from, as the hub authenticated
+// them: node ID (hex), display name and mode on the device.
+type Caller struct {
+	Node string `msgpack:"node"`
+	Name string `msgpack:"name"`
+	Mode Mode   `msgpack:"mode"`
+}
+
+// Header is what every request and answer of these ops starts with: the
+// caller's request ID, and the relay's ID on what a hub relays and its
+// node answers.
+type Header struct {
+	Req   uint32 `msgpack:"req"`
+	Relay uint32 `msgpack:"relay,omitempty"`
 }
 
 // ACLEntry is one grant.
@@ -121,6 +145,7 @@ type Reply struct {
 	Lease   uint32     `msgpack:"lease,omitempty"`
 	Route   uint64     `msgpack:"route,omitempty"`
 	Result  string     `msgpack:"result,omitempty"`
+	Relay   uint32     `msgpack:"relay,omitempty"` // a node's answer to a relayed request: the relay's ID
 }
 
 // Event is DEVICE_EVENT.
@@ -149,18 +174,4 @@ func Unmarshal(b []byte, v any) error {
 		return fmt.Errorf("%w: %v", wire.ErrMalformed, err)
 	}
 	return nil
-}
-
-// Access is what an op needs of the caller's mode on the device: read,
-// write, or both. Ops that are not about one device return false, false.
-func Access(op wire.Op) (read, write bool) {
-	switch op {
-	case wire.OpDeviceInfo, wire.OpDeviceCapabilities, wire.OpDeviceSubscribe, wire.OpDeviceUnsubscribe:
-		return true, false
-	case wire.OpDeviceConfigure:
-		return false, true
-	case wire.OpDeviceLock, wire.OpDeviceUnlock:
-		return true, true
-	}
-	return false, false
 }

@@ -78,6 +78,32 @@ func (w *World) ConnectForeign(id *identity.Identity, foreign *identity.Root) *s
 	return w.connect(ccfg, scfg)
 }
 
+// Pair opens a session between id and the hub's identity without the hub
+// serving it: the test plays the hub on the second session (to drive a
+// node's side, as the hub would).
+func (w *World) Pair(id *identity.Identity) (member, hubSide *session.Session) {
+	cc, sc := transport.Pipe()
+	ctx := context.Background()
+	done := make(chan *session.Session, 1)
+	go func() {
+		s, err := (&session.Responder{Config: w.Config(w.HubID)}).Accept(ctx, sc)
+		if err != nil {
+			w.T.Error(err)
+		}
+		done <- s
+	}()
+	m, err := session.Dial(ctx, cc, w.Config(id))
+	if err != nil {
+		w.T.Fatal(err)
+	}
+	h := <-done
+	if h == nil {
+		w.T.FailNow()
+	}
+	w.T.Cleanup(func() { m.Close(context.Background()); h.Close(context.Background()) })
+	return m, h
+}
+
 func only(r *identity.Root) func(identity.FamilyID) (ed25519.PublicKey, bool) {
 	return func(id identity.FamilyID) (ed25519.PublicKey, bool) { return r.Public(), id == r.Family() }
 }

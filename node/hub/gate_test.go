@@ -1,0 +1,217 @@
+package hub_test
+
+import (
+	"context"
+	"crypto/rand"
+	"testing"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/myclerk/myclerk-bridge/node/hub"
+	"github.com/myclerk/myclerk-bridge/node/hub/hubtest"
+	"github.com/myclerk/myclerk-bridge/node/identity"
+	"github.com/myclerk/myclerk-bridge/node/ops"
+	"github.com/myclerk/myclerk-bridge/node/session"
+	"github.com/myclerk/myclerk-bridge/wire"
+	"github.com/myclerk/myclerk-bridge/wire/payload"
+)
+
+// TestDispatchOrder: the dispatcher checks tier, role, served, ACL and
+// lock in that order, whatever else is wrong with a request.
+func TestDispatchOrder(t *testing.T) {
+	w := newWorld(t, hub.Config{DefaultMode: ops.ModeReadWrite, Admins: []string{"admin"}})
+	w.startNode("pi")
+	admin := newClient(t, w.Connect(w.Member(identity.RoleClient, "admin")))
+	reader := newClient(t, w.Connect(w.Member(identity.RoleClient, "reader")))
+	writer := newClient(t, w.Connect(w.Member(identity.RoleClient, "writer")))
+	other, _ := identity.NewRoot(rand.Reader)
+	visitor := (&hubtest.World{T: t, Root: other}).Member(identity.RoleHub, "nas")
+	foreign := newClient(t, w.ConnectForeign(visitor, other))
+	if _, code := admin.do(wire.OpACLGrant, ops.Request{Device: "pi/temp", Node: "reader", Mode: ops.ModeRead}); code != wire.CodeOK {
+		t.Fatal(code)
+	}
+	if _, code := admin.do(wire.OpDeviceLock, ops.Request{Device: "pi/temp", Lease: 60}); code != wire.CodeOK {
+		t.Fatal(code)
+	}
+	cases := []struct {
+		name string
+		c    *client
+		op   wire.Op
+		req  ops.Request
+		want wire.Code
+	}{
+		{"role before ACL: a federated hub may not grant, even a missing device", foreign, wire.OpACLGrant, ops.Request{Device: "pi/none", Node: "x", Mode: 1}, wire.CodeForbidden},
+		{"served before ACL: an op nobody serves yet", reader, wire.OpGPIOLineSet, ops.Request{Device: "pi/none"}, wire.CodeUnsupported},
+		{"an op no table defines", reader, 0x0700, ops.Request{Device: "pi/temp"}, wire.CodeUnsupported},
+		{"ACL before lock: read-only may not configure", reader, wire.OpDeviceConfigure, ops.Request{Device: "pi/temp"}, wire.CodeForbidden},
+		{"lock: read-write may not configure what another locked", writer, wire.OpDeviceConfigure, ops.Request{Device: "pi/temp"}, wire.CodeConflict},
+		{"lock: nor unlock it", writer, wire.OpDeviceUnlock, ops.Request{Device: "pi/temp"}, wire.CodeConflict},
+		{"a lock does not refuse reading", writer, wire.OpDeviceInfo, ops.Request{Device: "pi/temp"}, wire.CodeOK},
+		{"admin ops: not the owner, not an admin", writer, wire.OpACLGrant, ops.Request{Device: "pi/temp", Node: "reader", Mode: 3}, wire.CodeForbidden},
+		{"admin ops on a route's device", writer, wire.OpRouteDelete, ops.Request{Route: 999}, wire.CodeNotFound},
+		{"missing device", writer, wire.OpDeviceInfo, ops.Request{Device: "pi/none"}, wire.CodeNotFound},
+	}
+	for _, tc := range cases {
+		if _, code := tc.c.do(tc.op, tc.req); code != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, code, tc.want)
+		}
+	}
+	// Pushes from a role the table does not name are dropped unanswered.
+	b, _ := ops.Marshal(ops.Announce{Devices: []ops.Device{{ID: "cam", Kind: "camera"}}})
+	writer.s.Send(context.Background(), wire.OpDeviceAnnounce, b)
+	if r, _ := writer.do(wire.OpDeviceList, ops.Request{}); len(r.Devices) != 1 {
+		t.Errorf("a client announced a device: %+v", r.Devices)
+	}
+}
+
+// TestExclusiveMeansExclusive: while a member holds an exclusive grant,
+// everyone else (default mode, owner and admins too) has no access.
+func TestExclusiveMeansExclusive(t *testing.T) {
+	w := newWorld(t, hub.Config{DefaultMode: ops.ModeReadWrite, Admins: []string{"admin"}})
+	w.startNode("pi")
+	admin := newClient(t, w.Connect(w.Member(identity.RoleClient, "admin")))
+	phone := newClient(t, w.Connect(w.Member(identity.RoleClient, "phone")))
+	laptop := newClient(t, w.Connect(w.Member(identity.RoleClient, "laptop")))
+	if _, code := admin.do(wire.OpACLGrant, ops.Request{Device: "pi/temp", Node: "phone", Mode: ops.ModeExclusive}); code != wire.CodeOK {
+		t.Fatal(code)
+	}
+	for _, c := range []*client{laptop, admin} {
+		if _, code := c.do(wire.OpDeviceInfo, ops.Request{Device: "pi/temp"}); code != wire.CodeForbidden {
+			t.Errorf("info by another member during an exclusive grant: %v", code)
+		}
+		if r, _ := c.do(wire.OpDeviceList, ops.Request{}); len(r.Devices) != 0 {
+			t.Errorf("another member lists %+v", r.Devices)
+		}
+	}
+	if r, code := phone.do(wire.OpDeviceInfo, ops.Request{Device: "pi/temp"}); code != wire.CodeOK || r.Mode != ops.ModeExclusive {
+		t.Errorf("the holder: %v %v", code, r.Mode)
+	}
+	if _, code := phone.do(wire.OpDeviceLock, ops.Request{Device: "pi/temp"}); code != wire.CodeOK {
+		t.Errorf("the holder locks: %v", code)
+	}
+	if _, code := admin.do(wire.OpACLGrant, ops.Request{Device: "pi/temp", Node: "laptop", Mode: ops.ModeExclusive}); code != wire.CodeConflict {
+		t.Errorf("a second exclusive grant: %v", code)
+	}
+	// Revoking it gives the others their access back, and frees the lock.
+	if _, code := admin.do(wire.OpACLRevoke, ops.Request{Device: "pi/temp", Node: "phone"}); code != wire.CodeOK {
+		t.Fatal(code)
+	}
+	if r, code := laptop.do(wire.OpDeviceInfo, ops.Request{Device: "pi/temp"}); code != wire.CodeOK || r.Mode != ops.ModeReadWrite || r.Devices[0].LockedBy != "" {
+		t.Errorf("after the revoke: %v %v %+v", code, r.Mode, r.Devices)
+	}
+}
+
+// TestLosingReadEndsSubscriptions: a subscriber whose mode stops allowing
+// reads loses the subscription, is told so, and gets no more events.
+func TestLosingReadEndsSubscriptions(t *testing.T) {
+	for _, mode := range []ops.Mode{ops.ModeNone, ops.ModeWrite} {
+		t.Run(mode.String(), func(t *testing.T) {
+			w := newWorld(t, hub.Config{DefaultMode: ops.ModeReadWrite, Admins: []string{"admin"}})
+			w.startNode("pi")
+			admin := newClient(t, w.Connect(w.Member(identity.RoleClient, "admin")))
+			guest := newClient(t, w.Connect(w.Member(identity.RoleClient, "guest")))
+			if _, code := guest.do(wire.OpDeviceSubscribe, ops.Request{Device: "pi/temp"}); code != wire.CodeOK {
+				t.Fatal(code)
+			}
+			if e := <-guest.events; e.Kind != "reading" {
+				t.Fatalf("first event %+v", e)
+			}
+			if _, code := admin.do(wire.OpACLGrant, ops.Request{Device: "pi/temp", Node: "guest", Mode: mode}); code != wire.CodeOK {
+				t.Fatal(code)
+			}
+			deadline := time.After(5 * time.Second)
+			for {
+				select {
+				case e := <-guest.events:
+					if e.Kind == "reading" {
+						continue // sent before the change
+					}
+					if e.Kind != "access" || e.Values["subscription"] != "ended" || e.Values["mode"] != mode.String() {
+						t.Fatalf("notice %+v", e)
+					}
+				case <-deadline:
+					t.Fatal("no notice that the subscription ended")
+				}
+				break
+			}
+			// Readings come every 20 ms; none may arrive now.
+			select {
+			case e := <-guest.events:
+				t.Errorf("an event after the subscription ended: %+v", e)
+			case <-time.After(200 * time.Millisecond):
+			}
+		})
+	}
+}
+
+// TestRelayCarriesCaller: a relayed request reaches the device's node with
+// the relay's own ID, the caller the hub authenticated and its mode, and
+// every field the caller sent (a forged caller replaced); only the
+// device's node answers it, with its op.
+func TestRelayCarriesCaller(t *testing.T) {
+	w := newWorld(t, hub.Config{DefaultMode: ops.ModeReadWrite})
+	node := w.Connect(w.Member(identity.RoleNode, "pi"))
+	b, _ := ops.Marshal(ops.Announce{Devices: []ops.Device{{ID: "temp", Kind: "sensor"}}})
+	if err := node.Send(context.Background(), wire.OpDeviceAnnounce, b); err != nil {
+		t.Fatal(err)
+	}
+	intruder := w.Connect(w.Member(identity.RoleNode, "other"))
+	phoneID := w.Member(identity.RoleClient, "phone")
+	phone := w.Connect(phoneID)
+	for i := 0; i < 200 && len(w.Hub.Devices()) == 0; i++ {
+		time.Sleep(5 * time.Millisecond)
+	}
+	raw, _ := msgpack.Marshal(map[string]any{"req": 7, "device": "pi/temp", "settings": map[string]string{"a": "1"},
+		"extra": "kept", "caller": map[string]any{"node": "forged", "name": "admin", "mode": 4}, "relay": 99})
+	if err := phone.Send(context.Background(), wire.OpDeviceConfigure, raw); err != nil {
+		t.Fatal(err)
+	}
+	m, err := node.Recv(context.Background())
+	if err != nil || m.Op != wire.OpDeviceConfigure {
+		t.Fatalf("node got %v %v", m.Op, err)
+	}
+	var got map[string]any
+	if err := msgpack.Unmarshal(m.Payload, &got); err != nil {
+		t.Fatal(err)
+	}
+	var req ops.Request
+	ops.Unmarshal(m.Payload, &req)
+	if req.Relay == 0 || req.Relay == 99 || req.Req != req.Relay || req.Caller == nil ||
+		req.Caller.Node != phoneID.Cert.Node.String() || req.Caller.Name != "phone" || req.Caller.Mode != ops.ModeReadWrite ||
+		got["extra"] != "kept" || req.Settings["a"] != "1" {
+		t.Fatalf("relayed %+v caller %+v (payload %v)", req, req.Caller, got)
+	}
+	answer := func(s *session.Session, op wire.Op, relay uint32, result string) {
+		b, _ := ops.Marshal(ops.Reply{Req: relay, Relay: relay, Result: result})
+		if err := s.Send(context.Background(), op, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	answer(intruder, wire.OpDeviceConfigure, req.Relay, "forged by another node")
+	answer(node, wire.OpDeviceInfo, req.Relay, "wrong op")
+	answer(node, wire.OpDeviceConfigure, req.Relay, "configured")
+	r, err := phone.Recv(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reply ops.Reply
+	if err := ops.Unmarshal(r.Payload, &reply); err != nil || r.Op != wire.OpDeviceConfigure || reply.Req != 7 || reply.Relay != 0 || reply.Result != "configured" {
+		t.Fatalf("phone got %v %+v %v", r.Op, reply, err)
+	}
+	// An ERROR from the node goes back with the caller's request ID.
+	phone.Send(context.Background(), wire.OpDeviceConfigure, raw)
+	for m.Op = wire.OpError; m.Op != wire.OpDeviceConfigure; { // the hub answered the wrong-op message NOT_FOUND
+		if m, err = node.Recv(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ops.Unmarshal(m.Payload, &req)
+	eb, _ := (&payload.Error{Code: wire.CodeBadRequest, RefSeq: req.Relay, Message: "no"}).Marshal()
+	node.Send(context.Background(), wire.OpError, eb)
+	r, _ = phone.Recv(context.Background())
+	var e payload.Error
+	if r.Op != wire.OpError || e.Unmarshal(r.Payload) != nil || e.RefSeq != 7 || e.Code != wire.CodeBadRequest {
+		t.Fatalf("phone got %v %+v", r.Op, e)
+	}
+}
