@@ -37,6 +37,7 @@ Usage:
   myclerk-bridge frame decode [flags] [FRAME]   describe a frame (hex or base64) as JSON
   myclerk-bridge frame encode [flags] [JSON]    build a frame from its JSON description
   myclerk-bridge frame vectors [-dir DIR]       write the test vectors
+  myclerk-bridge ops [-json | -markdown]        every operation: tier, access, lock, who serves it
   myclerk-bridge health [-url URL]              ask a running hub's /health (exit 0 when healthy)
   myclerk-bridge version                        print the version
 
@@ -72,6 +73,8 @@ func Main(args []string, env Env) (code int) {
 		return adminMain(args[0], args[1:], env)
 	case "frame":
 		return frameMain(args[1:], env)
+	case "ops":
+		return opsMain(args[1:], env)
 	case "version":
 		fmt.Fprintln(env.Stdout, version())
 		return 0

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -16,36 +17,36 @@ import (
 
 	"github.com/myclerk/myclerk-bridge/node/config"
 	"github.com/myclerk/myclerk-bridge/node/ops"
+	"github.com/myclerk/myclerk-bridge/node/optable"
 	"github.com/myclerk/myclerk-bridge/node/runtime"
 	"github.com/myclerk/myclerk-bridge/node/session"
 	"github.com/myclerk/myclerk-bridge/wire"
 	"github.com/myclerk/myclerk-bridge/wire/payload"
 )
 
-const clientUsage = `Usage: myclerk-bridge client [flags] COMMAND [ARGS]
+// clientUsage lists the client's commands; the requests' lines come from
+// the op table, with what each needs.
+func clientUsage() string {
+	var b strings.Builder
+	b.WriteString("Usage: myclerk-bridge client [flags] COMMAND [ARGS]\n\nCommands:\n")
+	fmt.Fprintf(&b, "  %-*s negotiated tier, capabilities, counters, key epochs\n", usageWidth, "status")
+	for _, e := range optable.Commands() {
+		b.WriteString("  " + e.Usage(usageWidth) + "\n")
+	}
+	b.WriteString("\nFlags:\n")
+	return b.String()
+}
 
-Commands:
-  status                         negotiated tier, capabilities, counters, key epochs
-  devices                        the devices you may see
-  info DEVICE | caps DEVICE      one device
-  lock DEVICE [SECONDS]          lock for exclusive use (a lease; default 300 s)
-  unlock DEVICE
-  subscribe DEVICE [COUNT]       print COUNT events (default 1)
-  configure DEVICE KEY=VALUE...  relayed to the device's node
-  acl get DEVICE
-  acl grant DEVICE NODE MODE     MODE: none, read-only, write-only, read-write, exclusive
-  acl revoke DEVICE NODE
-  routes [DEVICE]
-  route add DEVICE NODE [PRIORITY] | route del ID | route priority ID PRIORITY
-
-Flags:
-`
+const usageWidth = 34
 
 type clientCmd struct {
 	env  Env
 	s    *session.Session
 	json bool
 	req  uint32
+	// timeout bounds each request: a hub that never answers one is an
+	// error, not a hang.
+	timeout time.Duration
 }
 
 func clientMain(args []string, env Env) int {
@@ -57,7 +58,8 @@ func clientMain(args []string, env Env) int {
 	floor := fs.Int("floor", 3, "lowest tier to accept")
 	asJSON := fs.Bool("json", false, "print JSON instead of text")
 	tlsCA := fs.String("tls-ca", "", "PEM file of the CA (or certificate) that signed the hub's TLS certificate, for tcps://")
-	fs.Usage = func() { fmt.Fprint(env.Stderr, clientUsage); fs.PrintDefaults() }
+	timeout := fs.Duration("timeout", 30*time.Second, "how long one request may wait for its answer")
+	fs.Usage = func() { fmt.Fprint(env.Stderr, clientUsage()); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -96,7 +98,7 @@ func clientMain(args []string, env Env) int {
 	}
 	defer done()
 	defer s.Close(context.Background())
-	cmd := &clientCmd{env: env, s: s, json: *asJSON}
+	cmd := &clientCmd{env: env, s: s, json: *asJSON, timeout: *timeout}
 	if err := cmd.run(ctx, fs.Args()); err != nil {
 		return fail(1, err)
 	}
@@ -114,8 +116,22 @@ func (c *clientCmd) out(v any, text func(w io.Writer)) error {
 	return tw.Flush()
 }
 
-// call sends a request and waits for its answer, skipping events.
+// call sends a request and waits for its answer, skipping events, for at
+// most c.timeout.
 func (c *clientCmd) call(ctx context.Context, op wire.Op, req ops.Request) (ops.Reply, error) {
+	if c.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+	}
+	r, err := c.wait(ctx, op, req)
+	if errors.Is(err, context.DeadlineExceeded) {
+		return r, fmt.Errorf("%v: no answer from the hub within %v", op, c.timeout)
+	}
+	return r, err
+}
+
+func (c *clientCmd) wait(ctx context.Context, op wire.Op, req ops.Request) (ops.Reply, error) {
 	c.req++
 	req.Req = c.req
 	b, err := ops.Marshal(req)

@@ -24,6 +24,7 @@ import (
 	"github.com/myclerk/myclerk-bridge/node/client"
 	"github.com/myclerk/myclerk-bridge/node/identity"
 	"github.com/myclerk/myclerk-bridge/node/ops"
+	"github.com/myclerk/myclerk-bridge/node/optable"
 	"github.com/myclerk/myclerk-bridge/node/runtime"
 	"github.com/myclerk/myclerk-bridge/node/store"
 	"github.com/myclerk/myclerk-bridge/wire"
@@ -53,22 +54,28 @@ func Register(b *bridge.Bridge, proc *bcommands.Processor) {
 			Func: run,
 		}
 	}
+	// fromTable is a member command for one op: its arguments and help come
+	// from the op table, with a note of the chat's own.
+	fromTable := func(name string, op wire.Op, note string, run func(*bcommands.Event, *bridge.Member, *client.Client), aliases ...string) *bcommands.FullHandler {
+		args, desc := TableHelp(op, note)
+		return member(name, args, desc, run, aliases...)
+	}
 	proc.AddHandlers(
 		member("join", "", "Join the family as yourself (commands below do it for you).", c.join),
 		member("family", "", "Show the family, its hub and your membership.", c.family),
-		member("devices", "", "List the devices and services you may use.", c.devices, "ls"),
-		member("info", "<device>", "Show one device.", c.info),
-		member("caps", "<device>", "Show a device's capabilities.", c.info, "capabilities"),
-		member("lock", "<device> [seconds]", "Lock a device for your exclusive use (a lease, default 300 s, at most 1 h).", c.lock),
-		member("unlock", "<device>", "Release your lock.", c.unlock),
-		member("subscribe", "<device>", "Get the device's events as notices in its portal room.", c.subscribe),
-		member("unsubscribe", "<device>", "Stop the device's events (until the bridge reconnects you).", c.unsubscribe),
-		member("configure", "<device> <key=value>...", "Change a device's settings (relayed to its node).", c.configure, "set"),
-		member("routes", "[device]", "List routes (who gets a device's data).", c.routes),
+		fromTable("devices", wire.OpDeviceList, "Services too.", c.devices, "ls"),
+		fromTable("info", wire.OpDeviceInfo, "", c.info),
+		fromTable("caps", wire.OpDeviceCapabilities, "", c.info, "capabilities"),
+		fromTable("lock", wire.OpDeviceLock, "", c.lock),
+		fromTable("unlock", wire.OpDeviceUnlock, "", c.unlock),
+		fromTable("subscribe", wire.OpDeviceSubscribe, "They appear as notices in its portal room.", c.subscribe),
+		fromTable("unsubscribe", wire.OpDeviceUnsubscribe, "Until the bridge reconnects you.", c.unsubscribe),
+		fromTable("configure", wire.OpDeviceConfigure, "Changes the device's settings.", c.configure, "set"),
+		fromTable("routes", wire.OpRouteList, "Who gets a device's data.", c.routes),
 		member("route", "add <device> <member> [priority] | del <id> | priority <id> <priority>", "Change routes (device owners and admins).", c.route),
-		member("acl", "<device>", "Show who may use a device and how.", c.acl),
-		member("grant", "<device> <member> <mode>", "Give a member access: none, read-only, write-only, read-write or exclusive.", c.grant),
-		member("deny", "<device> <member>", "Take a member's grant away (they fall back to the hub's default mode).", c.deny, "ungrant"),
+		fromTable("acl", wire.OpACLGet, "", c.acl),
+		fromTable("grant", wire.OpACLGrant, "", c.grant),
+		fromTable("deny", wire.OpACLRevoke, "They fall back to the hub's default mode.", c.deny, "ungrant"),
 		member("sessions", "", "Your session to the hub: tier, key epoch, counters.", c.sessions),
 		admin("nodes", "", "List the family's nodes with their 30-day availability (Core above 95 %).", c.nodes),
 		admin("pair", "[node|client]", "Make a one-time pairing code for a new node or client.", c.pair),
@@ -78,6 +85,39 @@ func Register(b *bridge.Bridge, proc *bcommands.Processor) {
 		member("remote", "<label> devices | info <device> | lock <device> [seconds] | unlock <device> | configure <device> <key=value>... | subscribe <device>",
 			"Use a federated family's devices (what it granted this family).", c.remote),
 	)
+}
+
+// TableHelp is the chat help of op from the op table (node/optable):
+// its arguments in chat's form ("<device> [seconds]") and its help as a
+// sentence with what it needs, then note.
+func TableHelp(op wire.Op, note string) (args, desc string) {
+	e, _ := optable.Lookup(op)
+	var out []string
+	for _, a := range strings.Fields(e.Args) {
+		switch {
+		case strings.HasPrefix(a, "["):
+			out = append(out, strings.ToLower(a))
+		case strings.HasSuffix(a, "..."):
+			out = append(out, "<"+strings.ToLower(strings.TrimSuffix(a, "..."))+">...")
+		default:
+			out = append(out, "<"+strings.ToLower(a)+">")
+		}
+	}
+	desc = e.Help
+	if desc != "" {
+		desc = strings.ToUpper(desc[:1]) + desc[1:] + "."
+	}
+	switch e.Need {
+	case optable.NeedNothing:
+	case optable.NeedAdmin:
+		desc += " For the device's owner and the admins."
+	default:
+		desc += " Needs " + e.Need.String() + " access."
+	}
+	if note != "" {
+		desc += " " + note
+	}
+	return strings.Join(out, " "), desc
 }
 
 type cmds struct {
