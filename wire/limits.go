@@ -77,6 +77,24 @@ const (
 	// that may still arrive out of order (WireGuard's value, RFC 6479).
 	ReplayWindow = 8192 - 64
 
+	// PreAuthMaxFrame bounds one frame read from a peer before its
+	// SESSION_AUTH (or ENROL_REQUEST) is verified (PROFILE.md §P41). The
+	// handshake's frames are small: SESSION_INIT/ACK under 1 KiB, a
+	// SESSION_AUTH about 300 bytes, ENROL_* under 1 KiB; 8 KiB leaves room
+	// for long names and capability lists and holds a stranger to it.
+	PreAuthMaxFrame = 8 << 10
+
+	// PreAuthBytes bounds all bytes read from a peer before it is
+	// authenticated, frames dropped or not, fragments included: a whole
+	// handshake needs about 2 KiB, and 64 stranger connections then hold
+	// at most 4 MiB between them.
+	PreAuthBytes = 64 << 10
+
+	// HandshakeTimeout bounds a responder's whole handshake, whatever
+	// deadline its caller's context has: a stranger that stalls holds its
+	// connection and its admission slot (§P41) for no longer.
+	HandshakeTimeout = 10 * time.Second
+
 	// TicketLifetime bounds a resumption ticket (review #18).
 	TicketLifetime = 7 * 24 * time.Hour
 

@@ -32,6 +32,7 @@ import (
 	"github.com/myclerk/myclerk-bridge/node/keystore"
 	"github.com/myclerk/myclerk-bridge/node/metrics"
 	"github.com/myclerk/myclerk-bridge/node/ops"
+	"github.com/myclerk/myclerk-bridge/node/ratelog"
 	"github.com/myclerk/myclerk-bridge/node/session"
 	"github.com/myclerk/myclerk-bridge/node/store"
 	"github.com/myclerk/myclerk-bridge/node/transport"
@@ -53,8 +54,12 @@ func SessionConfig(c *config.Config, id *identity.Identity, root ed25519.PublicK
 	}
 	return &session.Config{Identity: id, Root: root, Tier: wire.Tier(c.Session.Tier), Floor: wire.Tier(c.Session.Floor),
 		Capabilities: session.Capabilities(c.Session.AllowAES() && session.HardwareAES()),
-		Policy:       pol, Rand: rand.Reader, Log: log}, nil
+		Policy:       pol, Rand: rand.Reader, Log: log, RejectLog: ratelog.New(rejectLines, time.Minute, time.Now)}, nil
 }
+
+// rejectLines is how many log lines per minute each reason of a refused
+// frame or session writes (PROFILE.md §P41); the metrics count them all.
+const rejectLines = 10
 
 // Hub is a running hub.
 type Hub struct {
@@ -71,6 +76,11 @@ type Hub struct {
 	serve func(transport.Conn)
 	reg   *prometheus.Registry
 	sm    *metrics.Metrics
+
+	// serve runs under the admission caps (§P41); serveTrusted serves an
+	// in-process peer (Attach), no stranger, and the bridge opens many at
+	// once, so it skips them.
+	serveTrusted func(transport.Conn)
 
 	checkMu sync.Mutex
 	checks  map[string]func(context.Context) error
@@ -104,7 +114,7 @@ func (h *Hub) failedCheck(ctx context.Context) string {
 // opens its users' sessions this way.
 func (h *Hub) Attach() transport.Conn {
 	a, b := transport.Pipe()
-	go h.serve(b)
+	go h.serveTrusted(b)
 	return a
 }
 
@@ -262,11 +272,22 @@ func StartHub(ctx context.Context, c *config.Config, log zerolog.Logger) (*Hub, 
 			return nil, err
 		}
 	}
-	h.serve = func(conn transport.Conn) {
+	r.Admission = session.NewAdmission(session.MaxHandshakes, session.MaxHandshakesPerSource)
+	trusted := *r
+	trusted.Admission = nil
+	refusals := ratelog.New(rejectLines, time.Minute, time.Now)
+	serveConn := func(r *session.Responder, conn transport.Conn) {
 		s, err := r.Accept(ctx, conn)
+		if err != nil && session.IsEnrolled(err) {
+			return
+		}
 		if err != nil {
-			if !session.IsEnrolled(err) {
-				log.Info().Err(err).Str("remote", conn.RemoteAddr()).Msg("Refused a session")
+			if ok, n := refusals.Allow(wire.ReasonOf(err)); ok {
+				ev := log.Info().Err(err).Str("remote", conn.RemoteAddr())
+				if n > 0 {
+					ev = ev.Int("suppressed", n)
+				}
+				ev.Msg("Refused a session")
 			}
 			return
 		}
@@ -286,6 +307,8 @@ func StartHub(ctx context.Context, c *config.Config, log zerolog.Logger) (*Hub, 
 		st.Nodes.Seen(context.Background(), peer.Node, time.Now())
 		log.Debug().Err(err).Str("remote", conn.RemoteAddr()).Msg("A session ended")
 	}
+	h.serve = func(conn transport.Conn) { serveConn(r, conn) }
+	h.serveTrusted = func(conn transport.Conn) { serveConn(&trusted, conn) }
 	go h.watchRevocations(ctx)
 	go h.housekeep(ctx)
 	if c.Listen.TCP != "" {

@@ -11,12 +11,18 @@ import (
 	"github.com/myclerk/myclerk-bridge/node/identity"
 	"github.com/myclerk/myclerk-bridge/node/transport"
 	"github.com/myclerk/myclerk-bridge/wire"
+	"github.com/myclerk/myclerk-bridge/wire/frag"
 	"github.com/myclerk/myclerk-bridge/wire/payload"
 )
 
-// handshakeTimeout bounds a whole handshake when the caller's context has
-// no deadline: a peer that stalls mid-handshake holds nothing for long.
-const handshakeTimeout = 10 * time.Second
+// handshakeTimeout bounds a dialer's whole handshake when the caller's
+// context has no deadline (a responder's is bounded by HandshakeTimeout
+// in any case): a peer that stalls mid-handshake holds nothing for long.
+const handshakeTimeout = wire.HandshakeTimeout
+
+// refuseTimeout bounds writing the ERROR that refuses a connection over
+// the admission caps: a peer that does not read gets nothing more.
+const refuseTimeout = time.Second
 
 // Dial runs the initiator's side of a session over conn: SESSION_INIT,
 // SESSION_ACK, then both identity proofs. On any failure the connection
@@ -103,11 +109,29 @@ type Responder struct {
 	// Tickets, when set, hands each authenticated initiator a resumption
 	// ticket and accepts SESSION_RESUME.
 	Tickets *Tickets
+	// HandshakeTimeout bounds each handshake, even under a caller's
+	// longer deadline; 0 means wire.HandshakeTimeout.
+	HandshakeTimeout time.Duration
+	// Admission, when set, caps the handshakes in progress (PROFILE.md
+	// §P41): a connection over a cap is refused at once.
+	Admission *Admission
 }
 
 // Accept answers one handshake on conn. On failure the connection is
 // closed; the initiator was told why when that is safe (PROFILE.md §P19).
 func (r *Responder) Accept(ctx context.Context, conn transport.Conn) (*Session, error) {
+	if r.Admission != nil {
+		release, err := r.Admission.Admit(conn.RemoteAddr())
+		if err != nil {
+			r.Config.Metrics.Rejected(wire.ReasonOf(err))
+			wctx, cancel := context.WithTimeout(ctx, refuseTimeout)
+			plainError(wctx, conn, wire.CodeServiceUnavailable, 0, "too many handshakes: try again later")
+			cancel()
+			conn.Close()
+			return nil, err
+		}
+		defer release()
+	}
 	s, err := r.accept(ctx, conn)
 	if err != nil {
 		conn.Close()
@@ -120,7 +144,11 @@ func (r *Responder) accept(ctx context.Context, conn transport.Conn) (*Session, 
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
-	ctx, cancel := withTimeout(ctx)
+	timeout := r.HandshakeTimeout
+	if timeout <= 0 {
+		timeout = wire.HandshakeTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout) // the earlier of the two deadlines
 	defer cancel()
 
 	initFrame, err := conn.ReadFrame(ctx)
@@ -236,9 +264,11 @@ func (r *Responder) accept(ctx context.Context, conn transport.Conn) (*Session, 
 	return s, nil
 }
 
-// established ends the handshake phase and counts the session.
+// established ends the handshake phase and counts the session. The peer
+// is authenticated now: it gets the full reassembly limits.
 func (s *Session) established() {
 	s.handshaking = false
+	s.reasm = frag.NewReassembler(frag.DefaultLimits())
 	if s.closed.Load() {
 		return // an enrolment session ends with its handshake
 	}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/myclerk/myclerk-bridge/node/identity"
 	"github.com/myclerk/myclerk-bridge/node/metrics"
+	"github.com/myclerk/myclerk-bridge/node/ratelog"
 	"github.com/myclerk/myclerk-bridge/node/transport"
 	"github.com/myclerk/myclerk-bridge/wire"
 	"github.com/myclerk/myclerk-bridge/wire/frag"
@@ -36,6 +37,11 @@ var (
 	ErrRevoked    = &wire.Error{Code: wire.CodeUnauthorized, Reason: "session revoked"}
 	ErrPeerError  = &wire.Error{Code: wire.CodeBadRequest, Reason: "peer answered with an error"}
 	ErrDeadPeer   = &wire.Error{Code: wire.CodeTimeout, Reason: "peer stopped answering"}
+
+	// Before the peer is authenticated (PROFILE.md §P41).
+	ErrPreAuth      = &wire.Error{Code: wire.CodeUnauthorized, Reason: "not before authentication"}
+	ErrPreAuthLimit = &wire.Error{Code: wire.CodeTooLarge, Reason: "over the pre-authentication limit"}
+	ErrBusy         = &wire.Error{Code: wire.CodeServiceUnavailable, Reason: "too many handshakes"}
 )
 
 // Config is what both ends of a session need.
@@ -66,6 +72,9 @@ type Config struct {
 	Rand    io.Reader
 	Log     zerolog.Logger
 	Metrics *metrics.Metrics // nil counts nothing
+	// RejectLog rate-limits the log lines of dropped frames by reason
+	// (the Rejected counters keep the true number); nil logs every one.
+	RejectLog *ratelog.Limiter
 }
 
 func (c *Config) now() time.Time {
@@ -148,6 +157,7 @@ type Session struct {
 	release                  func() // frees the session ID (responder)
 
 	handshaking bool // Recv returns NOP and SESSION_TICKET while set
+	preAuthRead int  // bytes read while handshaking (PROFILE.md §P41)
 	counted     bool // in the sessions gauge (set once established)
 	resumption  [wire.KeySize]byte
 	ticketMu    sync.Mutex
@@ -170,7 +180,7 @@ func newSession(conn transport.Conn, cfg *Config, dir wire.Direction, id uint16,
 		conn: conn, cfg: cfg, dir: dir, id: id, tier: tier, requested: requested, aead: sec.AEAD, caps: caps,
 		sealer: wire.NewSealer(sec, dir, now),
 		opener: wire.NewOpener(sec, 1-dir, now),
-		reasm:  frag.NewReassembler(frag.DefaultLimits()),
+		reasm:  frag.NewReassembler(preAuthReassembly()),
 	}
 	s.opener.Skew = skew
 	s.resumption = wire.ResumptionSecret(sec.SessionKey, sec.TranscriptHash)
@@ -336,10 +346,21 @@ func (s *Session) sendError(ctx context.Context, code wire.Code, ref uint32, req
 }
 
 // reject counts and logs a frame that was not accepted.
+// The line is rate-limited by reason (Config.RejectLog); the counters are
+// not.
 func (s *Session) reject(err error, msg string) {
 	s.rejected.Add(1)
-	s.cfg.Metrics.Rejected(wire.ReasonOf(err))
-	s.log(zerolog.WarnLevel).Str("reason", wire.ReasonOf(err)).Stringer("code", wire.CodeOf(err)).Err(err).Msg(msg)
+	reason := wire.ReasonOf(err)
+	s.cfg.Metrics.Rejected(reason)
+	ok, suppressed := s.cfg.RejectLog.Allow(reason)
+	if !ok {
+		return
+	}
+	ev := s.log(zerolog.WarnLevel).Str("reason", reason).Stringer("code", wire.CodeOf(err)).Err(err)
+	if suppressed > 0 {
+		ev = ev.Int("suppressed", suppressed)
+	}
+	ev.Msg(msg)
 }
 
 // Recv returns the next application message. It answers KEEPALIVE,
@@ -388,6 +409,9 @@ func (s *Session) recv(ctx context.Context, borrow bool) (Message, error) {
 			}
 			if me := (*transport.MessageError)(nil); errors.As(err, &me) {
 				s.reject(err, "Dropped a message")
+				if s.handshaking {
+					return Message{}, fmt.Errorf("%w: %w", ErrPreAuthLimit, err)
+				}
 				continue
 			}
 			return Message{}, err
@@ -416,12 +440,21 @@ func (s *Session) closeReason() error {
 	return ErrClosed
 }
 
-// handle processes one received frame.
+// handle processes one received frame. The gate of PROFILE.md §P41 is its
+// first lines: a stranger is held to small frames and few bytes, and once
+// there are keys only a frame sealed at the session's tier or above goes
+// further (a Tier 1-2 frame, or one sealed lower, is dropped unanswered).
 func (s *Session) handle(ctx context.Context, b []byte) (Message, bool, error) {
-	now := s.cfg.now()
-	if len(b) > 0 && !wire.Tier(b[0]>>3&7).Sealed() {
-		return s.handlePlain(ctx, b)
+	if s.handshaking {
+		if err := s.preAuth(len(b)); err != nil {
+			return Message{}, false, err
+		}
 	}
+	if len(b) == 0 || wire.Tier(b[0]>>3&7) < s.tier {
+		s.reject(s.belowTier(b), "Dropped a frame below the session's tier")
+		return Message{}, false, nil
+	}
+	now := s.cfg.now()
 	var o wire.Opened
 	var err error
 	if s.oldOpener == nil {
@@ -453,6 +486,10 @@ func (s *Session) handle(ctx context.Context, b []byte) (Message, bool, error) {
 	}
 	switch h.Op {
 	case wire.OpKeepalive:
+		if s.handshaking {
+			s.reject(fmt.Errorf("%v: %w", h.Op, ErrPreAuth), "Dropped a frame before authentication")
+			return Message{}, false, nil
+		}
 		return Message{}, false, s.Send(ctx, wire.OpKeepaliveAck, nil)
 	case wire.OpNOP:
 		return Message{Op: h.Op, Tier: h.Tier, Counter: o.Counter}, s.handshaking, nil
@@ -477,11 +514,15 @@ func (s *Session) handle(ctx context.Context, b []byte) (Message, bool, error) {
 		s.shutdown(ErrRevoked)
 		return Message{}, false, ErrRevoked
 	case wire.OpKeyExchangeInit, wire.OpKeyExchangeResponse, wire.OpKeyExchangeComplete:
+		if s.handshaking {
+			s.reject(fmt.Errorf("%v: %w", h.Op, ErrPreAuth), "Dropped a frame before authentication")
+			return Message{}, false, nil
+		}
 		return Message{}, false, s.handleRekey(ctx, Message{Op: h.Op, Tier: h.Tier, Payload: o.Payload, Counter: o.Counter})
 	}
 	p := o.Payload
 	if h.Fragmented {
-		msg, done, err := s.reasm.Add(o.Fragment, p, now)
+		msg, done, err := s.reasm.Add(frag.KindOf(h), o.Fragment, p, now)
 		if err != nil {
 			s.reject(err, "Refused a fragment")
 			return Message{}, false, nil
@@ -501,29 +542,32 @@ func (s *Session) handle(ctx context.Context, b []byte) (Message, bool, error) {
 	return Message{Op: h.Op, Tier: h.Tier, Payload: p, Counter: o.Counter}, true, nil
 }
 
-// handlePlain handles a Tier 1-2 frame inside a session: only what the
-// policy allows below Tier 3 (KEEPALIVE, NOP, ERROR) is accepted.
-func (s *Session) handlePlain(ctx context.Context, b []byte) (Message, bool, error) {
-	f, err := wire.Parse(b)
-	if err != nil {
-		s.reject(err, "Dropped a frame")
-		return Message{}, false, nil
+// preAuthReassembly bounds reassembly before the peer is authenticated:
+// the handshake's messages fit one frame, so a stranger gets room for one
+// small message (PROFILE.md §P41); established swaps in the full limits.
+func preAuthReassembly() frag.Limits {
+	return frag.Limits{MaxMessageSize: wire.PreAuthBytes, MaxPending: 1, MaxBytes: wire.PreAuthBytes}
+}
+
+// preAuth counts a frame of n bytes read before the peer is authenticated
+// against the limits of PROFILE.md §P41; over them the handshake ends.
+func (s *Session) preAuth(n int) error {
+	s.preAuthRead += n
+	if n <= wire.PreAuthMaxFrame && s.preAuthRead <= wire.PreAuthBytes {
+		return nil
 	}
-	h := &f.Header
-	if need := s.cfg.Policy.MinTier(h.Op); h.Tier < need {
-		s.reject(fmt.Errorf("%v at tier %d needs %d: %w", h.Op, h.Tier, need, wire.ErrWrongTier), "Refused a frame below its minimum tier")
-		s.sendError(ctx, wire.CodeForbidden, uint32(h.Sequence), need, fmt.Sprintf("%v needs tier %d", h.Op, need))
-		return Message{}, false, nil
+	err := fmt.Errorf("%w: a %d-byte frame, %d bytes before authentication (at most %d and %d)",
+		ErrPreAuthLimit, n, s.preAuthRead, wire.PreAuthMaxFrame, wire.PreAuthBytes)
+	s.reject(err, "Ended a handshake over the pre-authentication limits")
+	return err
+}
+
+// belowTier says why frame b did not reach the opener.
+func (s *Session) belowTier(b []byte) error {
+	if len(b) == 0 {
+		return fmt.Errorf("empty frame: %w", wire.ErrTruncated)
 	}
-	s.received.Add(1)
-	s.cfg.Metrics.Frame(false, h.Tier, h.Op, "ok")
-	switch h.Op {
-	case wire.OpKeepalive:
-		return Message{}, false, s.Send(ctx, wire.OpKeepaliveAck, nil)
-	case wire.OpError:
-		return Message{Op: h.Op, Tier: h.Tier, Payload: f.Body}, true, nil
-	}
-	return Message{}, false, nil
+	return fmt.Errorf("tier %d frame in a tier %d session: %w", b[0]>>3&7, s.tier, wire.ErrWrongTier)
 }
 
 // Keepalive sends KEEPALIVE every interval and closes the session when

@@ -254,24 +254,6 @@ func TestPolicyForbidden(t *testing.T) {
 	}
 }
 
-func TestPlainFrameBelowFloor(t *testing.T) {
-	f := newFamily(t)
-	cc, sc := transport.Pipe()
-	p, cerr, serr := connect(t, cc, sc, f.config(f.node, wire.Tier3), &Responder{Config: f.config(f.hub, wire.Tier3)})
-	if cerr != nil || serr != nil {
-		t.Fatal(cerr, serr)
-	}
-	ctx := context.Background()
-	go p.server.Recv(ctx)
-	plain, _ := wire.AppendPlain(nil, &wire.Header{Tier: wire.Tier1, Op: wire.OpGPIOLineSet}, nil, []byte("1"))
-	cc.WriteFrame(ctx, plain)
-	m := recv(t, p.client)
-	var e payload.Error
-	if m.Op != wire.OpError || e.Unmarshal(m.Payload) != nil || e.Code != wire.CodeForbidden || e.RequiredTier != 3 {
-		t.Fatalf("want FORBIDDEN required 3, got %+v", e)
-	}
-}
-
 func TestForgedAndReplayedFramesDropped(t *testing.T) {
 	f := newFamily(t)
 	cc, sc := transport.Pipe()

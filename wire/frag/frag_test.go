@@ -123,7 +123,7 @@ func TestRoundTrip(t *testing.T) {
 				order(frags)
 				r := NewReassembler(DefaultLimits())
 				for i, f := range frags {
-					msg, done, err := r.Add(f.Header, f.Body, t0)
+					msg, done, err := r.Add(Kind{}, f.Header, f.Body, t0)
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -167,7 +167,7 @@ func TestInterleaved(t *testing.T) {
 	done := 0
 	for _, a := range all {
 		body := bytes.Clone(a.f.Body)
-		msg, ok, err := r.Add(a.f.Header, body, t0)
+		msg, ok, err := r.Add(Kind{}, a.f.Header, body, t0)
 		clear(body) // the Reassembler must have copied it
 		if err != nil {
 			t.Fatal(err)
@@ -191,8 +191,9 @@ func hdr(id uint32, index, total uint16) wire.FragmentHeader {
 	return wire.FragmentHeader{MessageID: id, Index: index, Total: total}
 }
 
-// step is one Add: a header, a body of n bytes, received at t0+at.
+// step is one Add: a kind, a header, a body of n bytes, received at t0+at.
 type step struct {
+	k    Kind
 	h    wire.FragmentHeader
 	n    int
 	at   time.Duration
@@ -210,6 +211,7 @@ func cost(bodies ...int) int {
 }
 
 func TestAdd(t *testing.T) {
+	t3 := Kind{Op: wire.OpStreamData, Tier: wire.Tier3, Encrypted: true}
 	small := Limits{MaxFragments: 4, MaxMessageSize: 100, MaxPending: 2, MaxBytes: 1000, Timeout: 10 * time.Second}
 	tests := []struct {
 		name      string
@@ -245,6 +247,29 @@ func TestAdd(t *testing.T) {
 			{h: hdr(2, 0, 2), n: 6},
 			{h: hdr(1, 1, 2), n: 5, err: wire.ErrFragment},
 		}, msgs: 1, bytes: cost(6)},
+		{name: "other op drops", l: small, steps: []step{
+			{k: t3, h: hdr(1, 0, 3), n: 5},
+			{k: t3, h: hdr(1, 1, 3), n: 5},
+			{k: Kind{Op: wire.OpStreamData + 1, Tier: wire.Tier3, Encrypted: true}, h: hdr(1, 2, 3), n: 5, err: wire.ErrFragment},
+		}},
+		{name: "lower tier drops", l: small, steps: []step{
+			{k: Kind{Op: wire.OpStreamData, Tier: wire.Tier5, Encrypted: true}, h: hdr(1, 0, 3), n: 5},
+			{k: t3, h: hdr(1, 1, 3), n: 5, err: wire.ErrFragment},
+			{k: t3, h: hdr(1, 2, 3), n: 5},
+		}, msgs: 1, bytes: cost(5)},
+		{name: "compressed flag differs drops", l: small, steps: []step{
+			{k: t3, h: hdr(1, 0, 2), n: 5},
+			{k: Kind{Op: wire.OpStreamData, Tier: wire.Tier3, Encrypted: true, Compressed: true}, h: hdr(1, 1, 2), n: 5, err: wire.ErrFragment},
+		}},
+		{name: "encrypted flag differs drops and keeps others", l: small, steps: []step{
+			{k: t3, h: hdr(1, 0, 2), n: 5},
+			{k: t3, h: hdr(2, 0, 2), n: 6},
+			{k: Kind{Op: wire.OpStreamData, Tier: wire.Tier3}, h: hdr(1, 1, 2), n: 5, err: wire.ErrFragment},
+		}, msgs: 1, bytes: cost(6)},
+		{name: "same kind completes", l: small, steps: []step{
+			{k: t3, h: hdr(1, 1, 2), n: 5},
+			{k: t3, h: hdr(1, 0, 2), n: 5, done: true},
+		}},
 		{name: "duplicate keeps message", l: small, steps: []step{
 			{h: hdr(1, 0, 3), n: 5},
 			{h: hdr(1, 1, 3), n: 5},
@@ -327,7 +352,7 @@ func TestAdd(t *testing.T) {
 			r := NewReassembler(tt.l)
 			for i, s := range tt.steps {
 				body := payload(s.n)
-				msg, done, err := r.Add(s.h, body, t0.Add(s.at))
+				msg, done, err := r.Add(s.k, s.h, body, t0.Add(s.at))
 				if !errors.Is(err, s.err) || (err != nil) != (s.err != nil) {
 					t.Fatalf("step %d: error %v, want %v", i, err, s.err)
 				}
@@ -359,7 +384,7 @@ func TestAdd(t *testing.T) {
 func TestExpire(t *testing.T) {
 	r := NewReassembler(Limits{Timeout: 30 * time.Second})
 	for id := range uint32(3) {
-		if _, _, err := r.Add(hdr(id, 0, 2), []byte{1}, t0.Add(time.Duration(id)*10*time.Second)); err != nil {
+		if _, _, err := r.Add(Kind{}, hdr(id, 0, 2), []byte{1}, t0.Add(time.Duration(id)*10*time.Second)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -409,7 +434,7 @@ func TestRandomHeaders(t *testing.T) {
 		if rng.IntN(10) == 0 {
 			h = hdr(id, uint16(rng.UintN(20)), uint16(rng.UintN(20)))
 		}
-		msg, done, err := r.Add(h, payload(rng.IntN(300)), now)
+		msg, done, err := r.Add(Kind{}, h, payload(rng.IntN(300)), now)
 		now = now.Add(time.Duration(rng.IntN(100)) * time.Millisecond)
 		switch {
 		case done:
@@ -441,22 +466,26 @@ func TestRandomHeaders(t *testing.T) {
 }
 
 // FuzzReassemble reads records of an 8-byte sub-header, a length byte n and
-// n body bytes, and feeds them to a small Reassembler whose clock advances
-// a second per record.
+// n&0x7f body bytes (n's top bit: a fragment of another kind), and feeds
+// them to a small Reassembler whose clock advances a second per record.
 func FuzzReassemble(f *testing.F) {
 	f.Add(records(rec(1, 0, 3, "abc"), rec(1, 2, 3, "g"), rec(1, 1, 3, "def")))
+	f.Add(records(rec(1, 0, 3, "abc"), recOther(1, 2, 3, "g"), rec(1, 1, 3, "def"), rec(1, 2, 3, "g")))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		l := Limits{MaxFragments: 8, MaxMessageSize: 64, MaxPending: 3, MaxBytes: 3 * cost(20, 20), Timeout: 10 * time.Second}
 		r := NewReassembler(l)
 		now := t0
 		for len(data) >= wire.FragmentHeaderSize+1 {
 			h, _ := wire.DecodeFragmentHeader(data) // Add must refuse an invalid one itself
-			n := int(data[wire.FragmentHeaderSize])
+			n, k := int(data[wire.FragmentHeaderSize]&0x7f), Kind{Op: wire.OpStreamData, Tier: wire.Tier3}
+			if data[wire.FragmentHeaderSize]&0x80 != 0 {
+				k.Tier = wire.Tier5
+			}
 			data = data[wire.FragmentHeaderSize+1:]
 			body := data[:min(n, len(data))]
 			data = data[len(body):]
 
-			msg, done, err := r.Add(h, body, now)
+			msg, done, err := r.Add(k, h, body, now)
 			now = now.Add(time.Second)
 			if err != nil && !errors.Is(err, wire.ErrFragment) && !errors.Is(err, wire.ErrReassembly) && !errors.Is(err, wire.ErrReassemblyTime) {
 				t.Fatalf("unexpected error %v", err)
@@ -481,6 +510,13 @@ func rec(id uint32, index, total uint16, body string) []byte {
 	return append(append(b, byte(len(body))), body...)
 }
 
+// recOther encodes one fuzz record of a fragment of the other kind.
+func recOther(id uint32, index, total uint16, body string) []byte {
+	b := rec(id, index, total, body)
+	b[wire.FragmentHeaderSize] |= 0x80
+	return b
+}
+
 func records(rs ...[]byte) []byte { return bytes.Join(rs, nil) }
 
 func BenchmarkSplitReassemble(b *testing.B) {
@@ -502,7 +538,7 @@ func BenchmarkSplitReassemble(b *testing.B) {
 					b.Fatal(err)
 				}
 				for _, f := range frags {
-					if _, _, err := r.Add(f.Header, f.Body, t0); err != nil {
+					if _, _, err := r.Add(Kind{}, f.Header, f.Body, t0); err != nil {
 						b.Fatal(err)
 					}
 				}

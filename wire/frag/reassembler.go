@@ -56,8 +56,8 @@ const (
 //   - A fragment refused for a limit of its own message (MaxMessageSize,
 //     MaxBytes, Timeout) drops the message: it cannot complete without that
 //     fragment, and holding its bytes would only starve the others.
-//   - A fragment whose Total disagrees with the message's drops the message:
-//     the peer no longer agrees with itself on what it is sending.
+//   - A fragment whose Total or Kind disagrees with the message's drops the
+//     message: the peer no longer agrees with itself on what it is sending.
 //   - A duplicate index, or an empty body, is refused and the message kept
 //     as it was.
 type Reassembler struct {
@@ -66,9 +66,27 @@ type Reassembler struct {
 	bytes int // bodies and bookkeeping of all pending messages
 }
 
+// Kind is what every fragment of one message must carry alike besides
+// its Total: the op, the tier and the flags that change how the joined
+// body is read (PROFILE.md §P13). A message whose fragments disagree is a
+// message no single frame could have carried: a Tier-5 op cannot travel
+// mostly at Tier 3, nor half of a body compressed.
+type Kind struct {
+	Op         wire.Op
+	Tier       wire.Tier
+	Compressed bool
+	Encrypted  bool
+}
+
+// KindOf is the Kind of a fragment with header h.
+func KindOf(h *wire.Header) Kind {
+	return Kind{Op: h.Op, Tier: h.Tier, Compressed: h.Compressed, Encrypted: h.Encrypted}
+}
+
 // message is one message under reassembly.
 type message struct {
 	first  time.Time // arrival of its first fragment
+	kind   Kind      // its first fragment's; every other one must agree
 	total  uint16
 	size   int                            // body bytes buffered
 	seen   [wire.MaxFragments / 64]uint64 // indices received, one bit each
@@ -102,7 +120,8 @@ func NewReassembler(l Limits) *Reassembler {
 	return &Reassembler{l: l, msgs: make(map[uint32]*message)}
 }
 
-// Add stores a copy of one fragment's body, received at now. When that
+// Add stores a copy of one fragment's body, of kind k, received at now.
+// When that
 // completes its message, Add returns the message (a new slice the caller
 // owns) with done = true and forgets it; a later fragment with the same
 // message-id starts a new message.
@@ -110,7 +129,7 @@ func NewReassembler(l Limits) *Reassembler {
 // Malformed fragments are refused with an error wrapping wire.ErrFragment,
 // fragments over a limit with one wrapping wire.ErrReassembly; the
 // Reassembler's doc says what happens to the message then.
-func (r *Reassembler) Add(h wire.FragmentHeader, body []byte, now time.Time) (msg []byte, done bool, err error) {
+func (r *Reassembler) Add(k Kind, h wire.FragmentHeader, body []byte, now time.Time) (msg []byte, done bool, err error) {
 	if err := h.Validate(); err != nil {
 		return nil, false, fragError(h, err, "invalid sub-header")
 	}
@@ -130,6 +149,9 @@ func (r *Reassembler) Add(h wire.FragmentHeader, body []byte, now time.Time) (ms
 	case h.Total != m.total:
 		r.drop(h.MessageID, m)
 		return nil, false, fragError(h, wire.ErrFragment, "message has %d fragments", m.total)
+	case k != m.kind:
+		r.drop(h.MessageID, m)
+		return nil, false, fragError(h, wire.ErrFragment, "%v at tier %d in a message of %v at tier %d", k.Op, k.Tier, m.kind.Op, m.kind.Tier)
 	case m.seen[h.Index/64]&(1<<(h.Index%64)) != 0:
 		return nil, false, fragError(h, wire.ErrFragment, "duplicate index")
 	}
@@ -156,7 +178,7 @@ func (r *Reassembler) Add(h wire.FragmentHeader, body []byte, now time.Time) (ms
 	}
 
 	if m == nil {
-		m = &message{first: now, total: h.Total}
+		m = &message{first: now, kind: k, total: h.Total}
 		r.msgs[h.MessageID] = m
 	}
 	m.seen[h.Index/64] |= 1 << (h.Index % 64)

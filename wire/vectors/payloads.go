@@ -263,7 +263,7 @@ func Reassemble(v *FragmentVector) string {
 		if err != nil {
 			return wire.ReasonOf(err)
 		}
-		msg, done, err := r.Add(f.Fragment, f.Body, Time)
+		msg, done, err := r.Add(frag.KindOf(&f.Header), f.Fragment, f.Body, Time)
 		if err != nil {
 			return wire.ReasonOf(err)
 		}
