@@ -286,3 +286,42 @@ func TestNATSAuthorization(t *testing.T) {
 		t.Fatal("a node token with a dot")
 	}
 }
+
+// A flood of connects with keys the hub does not know (the SESSION_INIT
+// replay needs a connection first) is refused, and makes only a few loads
+// of the users, not one per attempt; an enrolled node still gets in.
+func TestEmbeddedNATSStrangerFlood(t *testing.T) {
+	f := newAuthFamily(t)
+	var mu sync.Mutex
+	loads := 0
+	load := f.e.auth.Load
+	f.e.auth.Load = func(ctx context.Context) ([]NATSUser, error) {
+		mu.Lock()
+		loads++
+		mu.Unlock()
+		return load(ctx)
+	}
+	const attempts = 40
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i := 0; i < attempts; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, k, _ := ed25519.GenerateKey(rand.Reader)
+			creds, _ := NATSCredentials(k)
+			if nc, err := nats.Connect(f.e.URL(), creds); err == nil {
+				nc.Close()
+				t.Error("a stranger's key got in")
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	f.join(t, f.pi)
+	mu.Lock()
+	defer mu.Unlock()
+	if max := int(elapsed/natsRefreshGap) + 2; loads > max {
+		t.Fatalf("%d refused connects in %v made %d loads of the users, want at most %d", attempts, elapsed, loads, max)
+	}
+}
