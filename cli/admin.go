@@ -91,6 +91,13 @@ func adminMain(name string, args []string, env Env) int {
 			return fail(1, "%v", err)
 		}
 		return 0
+	case "nats-config":
+		out, err := runtime.NATSConfig(ctx, c, st)
+		if err != nil {
+			return fail(1, "%v", err)
+		}
+		fmt.Fprint(env.Stdout, out)
+		return 0
 	}
 	return fail(2, "unknown command")
 }

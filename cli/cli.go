@@ -34,6 +34,8 @@ Usage:
                                                 a pairing code for the running hub
   myclerk-bridge revoke [-config F] NAME        revoke a node; its sessions end
   myclerk-bridge nodes [-config F]              enrolled nodes, last seen, Core/Bonus
+  myclerk-bridge nats-config [-config F]        the authorization block for a family's own
+                                                NATS server (nats.url): hub and nodes by key
   myclerk-bridge frame decode [flags] [FRAME]   describe a frame (hex or base64) as JSON
   myclerk-bridge frame encode [flags] [JSON]    build a frame from its JSON description
   myclerk-bridge frame vectors [-dir DIR]       write the test vectors
@@ -69,7 +71,7 @@ func Main(args []string, env Env) (code int) {
 		return pairMain(args[1:], env)
 	case "client":
 		return clientMain(args[1:], env)
-	case "invite", "revoke", "nodes":
+	case "invite", "revoke", "nodes", "nats-config":
 		return adminMain(args[0], args[1:], env)
 	case "frame":
 		return frameMain(args[1:], env)

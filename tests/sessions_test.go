@@ -21,6 +21,7 @@ import (
 	"github.com/myclerk/myclerk-bridge/node/identity"
 	"github.com/myclerk/myclerk-bridge/node/session"
 	"github.com/myclerk/myclerk-bridge/node/transport"
+	"github.com/myclerk/myclerk-bridge/node/transport/natstest"
 	"github.com/myclerk/myclerk-bridge/wire"
 	"github.com/myclerk/myclerk-bridge/wire/payload"
 	"github.com/myclerk/myclerk-bridge/wire/ticket"
@@ -78,7 +79,7 @@ type natsServer struct {
 	url  string
 	port int
 	cmd  *exec.Cmd
-	emb  *transport.EmbeddedNATS
+	emb  *natstest.Server
 }
 
 func natsBinary() string {
@@ -118,7 +119,7 @@ func startNATS(t *testing.T, port int) *natsServer {
 		cmd.Process.Kill()
 		t.Fatal("nats-server did not start")
 	}
-	e, err := transport.StartEmbeddedNATS(addr)
+	e, err := natstest.StartServer(addr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -71,7 +70,7 @@ type Hub struct {
 
 	cfg   *config.Config
 	log   zerolog.Logger
-	nats  *transport.EmbeddedNATS
+	nats  *transport.EmbeddedNATS // nil when nats.url names another server
 	nc    *nats.Conn
 	serve func(transport.Conn)
 	reg   *prometheus.Registry
@@ -351,7 +350,10 @@ func StartHub(ctx context.Context, c *config.Config, log zerolog.Logger) (*Hub, 
 	}
 	natsURL := c.NATS.URL
 	if natsURL == "" && c.Listen.NATS != "" {
-		e, err := transport.StartEmbeddedNATS(c.Listen.NATS)
+		auth := &transport.NATSAuth{Load: func(ctx context.Context) ([]transport.NATSUser, error) {
+			return NATSUsers(ctx, st, root.Public(), id)
+		}}
+		e, err := transport.StartEmbeddedNATS(ctx, c.Listen.NATS, auth)
 		if err != nil {
 			return nil, fmt.Errorf("listen.nats: %w", err)
 		}
@@ -360,9 +362,9 @@ func StartHub(ctx context.Context, c *config.Config, log zerolog.Logger) (*Hub, 
 		context.AfterFunc(ctx, e.Shutdown)
 	}
 	if natsURL != "" {
-		nc, err := nats.Connect(natsURL, nats.Name("myclerk hub "+c.Name), nats.MaxReconnects(-1))
+		nc, err := joinNATS(natsURL, "myclerk hub "+c.Name, id)
 		if err != nil {
-			return nil, fmt.Errorf("failed to join NATS at %s: %w", natsURL, err)
+			return nil, err
 		}
 		h.nc = nc
 		context.AfterFunc(ctx, nc.Close)
@@ -415,7 +417,9 @@ func (h *Hub) serveMetrics(ctx context.Context, addr string) (*metrics.Metrics, 
 			fmt.Fprintf(w, `{"status":"unhealthy","reason":%q}`+"\n", name)
 			return
 		}
-		fmt.Fprintf(w, `{"status":"ok","family":%q,"devices":%d}`+"\n", h.Root.Family().String(), len(h.Registry.Devices()))
+		// Nothing a stranger could use (the family ID names the NATS
+		// subjects): the status, or the failing check's name.
+		fmt.Fprintf(w, `{"status":"ok"}`+"\n")
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	context.AfterFunc(ctx, func() { srv.Close() })
@@ -428,7 +432,8 @@ func (h *Hub) serveMetrics(ctx context.Context, addr string) (*metrics.Metrics, 
 const revocationPoll = 2 * time.Second
 
 // watchRevocations ends the live sessions of revoked nodes with
-// SESSION_REVOKE.
+// SESSION_REVOKE, and closes their connections to the embedded NATS
+// server, which refuses their keys from then on.
 func (h *Hub) watchRevocations(ctx context.Context) {
 	t := time.NewTicker(revocationPoll)
 	defer t.Stop()
@@ -445,6 +450,14 @@ func (h *Hub) watchRevocations(ctx context.Context) {
 		for _, id := range ids {
 			if n := h.Registry.RevokeNode(ctx, id); n > 0 {
 				h.log.Warn().Stringer("node_id", id).Int("sessions", n).Msg("Ended the sessions of a revoked node")
+			}
+		}
+		if h.nats != nil {
+			n, err := h.nats.Reauthorize(ctx)
+			if err != nil {
+				h.log.Warn().Err(err).Msg("Failed to check the NATS credentials; trying again later")
+			} else if n > 0 {
+				h.log.Warn().Int("connections", n).Msg("Closed NATS connections of revoked nodes")
 			}
 		}
 	}
@@ -559,9 +572,10 @@ func ParseEndpoint(s string) (Endpoint, error) {
 	return Endpoint{}, fmt.Errorf("hub address %q: unknown scheme %q (tcp, tcps, ws, wss or nats)", s, u.Scheme)
 }
 
-// Dial opens a connection to a hub. family and self name this node on
-// NATS (self may be any token before enrolment).
-func (e Endpoint) Dial(ctx context.Context, family identity.FamilyID, self string) (transport.Conn, func(), error) {
+// Dial opens a connection to a hub as id (nil before enrolment, which
+// NATS does not offer): on NATS, id's key signs in and its node ID names
+// this end.
+func (e Endpoint) Dial(ctx context.Context, family identity.FamilyID, id *identity.Identity) (transport.Conn, func(), error) {
 	switch e.Scheme {
 	case "tcp":
 		c, err := (&net.Dialer{Timeout: 10 * time.Second}).DialContext(ctx, "tcp", e.Addr)
@@ -588,11 +602,15 @@ func (e Endpoint) Dial(ctx context.Context, family identity.FamilyID, self strin
 		}
 		return c, func() {}, nil
 	}
-	nc, err := nats.Connect(e.URL, nats.Name("myclerk "+self), nats.MaxReconnects(-1))
-	if err != nil {
-		return nil, nil, fmt.Errorf("failed to join NATS at %s: %w", e.URL, err)
+	if id == nil {
+		return nil, nil, errors.New("nats: only an enrolled node signs in to NATS; pair over tcp://, tcps:// or ws://")
 	}
-	c, err := transport.DialNATS(nc, family.String(), strings.ReplaceAll(self, ".", "-"), HubNATSNode)
+	self := natsToken(id.Cert.Node.String())
+	nc, err := joinNATS(e.URL, "myclerk "+self, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := transport.DialNATS(nc, family.String(), self, HubNATSNode)
 	if err != nil {
 		nc.Close()
 		return nil, nil, err
@@ -606,7 +624,7 @@ func Pair(ctx context.Context, c *config.Config, ep Endpoint, code identity.Pair
 	if ep.Scheme == "nats" {
 		return nil, errors.New("pair over tcp://, tcps:// or ws://: on NATS the family is not known before pairing")
 	}
-	conn, done, err := ep.Dial(ctx, identity.FamilyID{}, "pairing")
+	conn, done, err := ep.Dial(ctx, identity.FamilyID{}, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -648,7 +666,7 @@ func LoadMember(c *config.Config) (*identity.Identity, ed25519.PublicKey, error)
 
 // Open opens (or resumes, with t) a session to the hub.
 func Open(ctx context.Context, c *config.Config, ep Endpoint, id *identity.Identity, root ed25519.PublicKey, t *session.Ticket, log zerolog.Logger) (*session.Session, func(), error) {
-	conn, done, err := ep.Dial(ctx, identity.FamilyOf(root), id.Cert.Node.String())
+	conn, done, err := ep.Dial(ctx, identity.FamilyOf(root), id)
 	if err != nil {
 		return nil, nil, err
 	}

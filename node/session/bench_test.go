@@ -43,6 +43,7 @@ import (
 
 	"github.com/myclerk/myclerk-bridge/node/identity"
 	"github.com/myclerk/myclerk-bridge/node/transport"
+	"github.com/myclerk/myclerk-bridge/node/transport/natstest"
 	"github.com/myclerk/myclerk-bridge/node/transport/transporttest"
 	"github.com/myclerk/myclerk-bridge/wire"
 	"github.com/myclerk/myclerk-bridge/wire/frag"
@@ -518,11 +519,8 @@ type benchNATS struct {
 // newBenchNATS starts an embedded NATS server and connects two clients:
 // the dialing node's and the hub's.
 func newBenchNATS(b *testing.B) *benchNATS {
-	e, err := transport.StartEmbeddedNATS("127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(e.Shutdown)
+	e := natstest.Start(b, "127.0.0.1:0")
+	var err error
 	var env benchNATS
 	for _, nc := range []**nats.Conn{&env.client, &env.hub} {
 		if *nc, err = nats.Connect(e.URL()); err != nil {

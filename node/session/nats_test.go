@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/myclerk/myclerk-bridge/node/transport"
+	"github.com/myclerk/myclerk-bridge/node/transport/natstest"
 	"github.com/myclerk/myclerk-bridge/wire"
 )
 
@@ -17,11 +18,8 @@ import (
 // returns both ends and the client's NATS connection.
 func natsSessions(t *testing.T) (pair, *nats.Conn) {
 	f := newFamily(t)
-	e, err := transport.StartEmbeddedNATS("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Shutdown)
+	e := natstest.Start(t, "127.0.0.1:0")
+	var err error
 	var ncs [2]*nats.Conn
 	for i := range ncs {
 		if ncs[i], err = nats.Connect(e.URL()); err != nil {

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/myclerk/myclerk-bridge/node/transport/natstest"
 	"github.com/myclerk/myclerk-bridge/node/transport/transporttest"
 	"github.com/nats-io/nats.go"
 )
@@ -105,11 +106,8 @@ func BenchmarkTransportEchoTCP(b *testing.B) {
 // publish with a reply subject answered by a subscription callback, on the
 // same embedded server.
 func BenchmarkTransportEchoNATS(b *testing.B) {
-	e, err := StartEmbeddedNATS("127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(e.Shutdown)
+	e := natstest.Start(b, "127.0.0.1:0")
+	var err error
 	var cli, hub *nats.Conn
 	for _, nc := range []**nats.Conn{&cli, &hub} {
 		if *nc, err = nats.Connect(e.URL()); err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/nats-io/nats.go"
 
+	"github.com/myclerk/myclerk-bridge/node/transport/natstest"
 	"github.com/myclerk/myclerk-bridge/node/transport/transporttest"
 	"github.com/myclerk/myclerk-bridge/wire"
 )
@@ -42,11 +43,8 @@ func wsPair(t *testing.T) (Conn, Conn) {
 
 // natsClients starts an embedded NATS server and connects n clients to it.
 func natsClients(t *testing.T, n int) []*nats.Conn {
-	e, err := StartEmbeddedNATS("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Shutdown)
+	e := natstest.Start(t, "127.0.0.1:0")
+	var err error
 	ncs := make([]*nats.Conn, n)
 	for i := range ncs {
 		if ncs[i], err = nats.Connect(e.URL()); err != nil {
