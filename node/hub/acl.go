@@ -49,9 +49,9 @@ func (h *Hub) aclChange(ctx context.Context, peer *identity.Certificate, op wire
 	if !h.mayAdminister(peer, d) {
 		return nil, ErrNotOwner
 	}
-	node, ok := h.names[req.Node]
-	if !ok {
-		return nil, fmt.Errorf("node %q: %w", req.Node, &wire.Error{Code: wire.CodeNotFound, Reason: "no such node"})
+	node, err := h.resolve(req.Node)
+	if err != nil {
+		return nil, err
 	}
 	if req.Mode > ops.ModeExclusive {
 		return nil, fmt.Errorf("mode %d: %w", req.Mode, wire.ErrMalformed)
@@ -98,16 +98,28 @@ func (h *Hub) aclChange(ctx context.Context, peer *identity.Certificate, op wire
 	return &ops.Reply{Mode: h.acl[req.Device][node], Result: "ok"}, nil
 }
 
+// route is a route as the hub keeps it: to a client by node ID. Its
+// Route.Node, the client's label, is filled in when it is listed.
+type route struct {
+	ops.Route
+	client identity.NodeID
+}
+
 func (h *Hub) listRoutes(device string) []ops.Route {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.routesOf(device)
+	var out []ops.Route
+	for _, r := range h.routesOf(device) {
+		r.Node = h.nameOf(r.client)
+		out = append(out, r.Route)
+	}
+	return out
 }
 
 // routesOf lists the routes of device (all with ""), highest priority
 // first; h.mu is held.
-func (h *Hub) routesOf(device string) []ops.Route {
-	var out []ops.Route
+func (h *Hub) routesOf(device string) []route {
+	var out []route
 	for _, r := range h.routes {
 		if device == "" || r.Device == device {
 			out = append(out, r)
@@ -133,10 +145,11 @@ func (h *Hub) route(ctx context.Context, peer *identity.Certificate, op wire.Op,
 		if !h.mayAdminister(peer, d) {
 			return nil, ErrNotOwner
 		}
-		if _, ok := h.names[req.Node]; !ok {
-			return nil, fmt.Errorf("node %q: %w", req.Node, &wire.Error{Code: wire.CodeNotFound, Reason: "no such node"})
+		client, err := h.resolve(req.Node)
+		if err != nil {
+			return nil, err
 		}
-		r := ops.Route{Device: req.Device, Node: req.Node, Priority: req.Priority}
+		r := route{Route: ops.Route{Device: req.Device, Priority: req.Priority}, client: client}
 		id, err := h.persistRoute(ctx, r, false)
 		if err != nil {
 			return nil, fmt.Errorf("failed to store a route: %w", err)
@@ -160,16 +173,19 @@ func (h *Hub) route(ctx context.Context, peer *identity.Certificate, op wire.Op,
 		delete(h.routes, req.Route)
 		return &ops.Reply{Route: req.Route, Result: "deleted"}, nil
 	case wire.OpRouteModify:
-		if req.Node != "" && req.Node != r.Node {
-			// A route to another client is a new route.
-			if _, ok := h.names[req.Node]; !ok {
-				return nil, fmt.Errorf("node %q: %w", req.Node, &wire.Error{Code: wire.CodeNotFound, Reason: "no such node"})
-			}
-			if _, err := h.persistRoute(ctx, r, true); err != nil {
+		if req.Node != "" {
+			client, err := h.resolve(req.Node)
+			if err != nil {
 				return nil, err
 			}
-			delete(h.routes, r.ID)
-			r.ID, r.Node = 0, req.Node
+			if client != r.client {
+				// A route to another client is a new route.
+				if _, err := h.persistRoute(ctx, r, true); err != nil {
+					return nil, err
+				}
+				delete(h.routes, r.ID)
+				r.ID, r.client = 0, client
+			}
 		}
 		r.Priority = req.Priority
 	case wire.OpRoutePriority:

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/myclerk/myclerk-bridge/node/identity"
@@ -198,4 +199,32 @@ func (q *NodeQuery) Enrol(ctx context.Context, n *Node) (handed []string, err er
 		handed = append(handed, *id)
 	}
 	return handed, nil
+}
+
+// ErrAmbiguous means a name is held by more than one node that is not
+// revoked (a database from before names were unique).
+var ErrAmbiguous = errors.New("store: more than one node has this name")
+
+// Find returns the node that is not revoked whose name is nameOrID (in
+// any ASCII case) or whose node ID is nameOrID in hex. It returns
+// ErrNotFound when there is none and ErrAmbiguous when a name fits more
+// than one: then the caller must give the node ID.
+func (q *NodeQuery) Find(ctx context.Context, nameOrID string) (*Node, error) {
+	nodes, err := q.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var found []*Node
+	for _, n := range nodes {
+		if !n.Revoked() && (strings.EqualFold(n.Name, nameOrID) || strings.EqualFold(n.ID.String(), nameOrID)) {
+			found = append(found, n)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return nil, fmt.Errorf("no enrolled, unrevoked node is named %q or has that ID: %w", identity.Printable(nameOrID), ErrNotFound)
+	case 1:
+		return found[0], nil
+	}
+	return nil, fmt.Errorf("%q names %d nodes; give the node ID: %w", identity.Printable(nameOrID), len(found), ErrAmbiguous)
 }

@@ -542,18 +542,24 @@ func testPairingCodes(t *testing.T, b backend) {
 		th := [32]byte{7}
 		pub := make([]byte, 32)
 		proof := code.Proof(wire.InitiatorToResponder, th, pub, []byte("phone"))
-		if _, _, err := s.Codes.Redeem(proof, th, pub, "tablet", now); !errors.Is(err, identity.ErrPairing) {
+		if _, _, err := s.Codes.Redeem(proof, th, pub, "tablet", now, nil); !errors.Is(err, identity.ErrPairing) {
 			t.Errorf("proof for another name: %v", err)
 		}
-		got, role, err := s.Codes.Redeem(proof, th, pub, "phone", now)
+		// A refusal by accept (a taken name) leaves the code usable.
+		var asked identity.Role
+		refuse := func(r identity.Role) error { asked = r; return identity.ErrNameTaken }
+		if _, _, err := s.Codes.Redeem(proof, th, pub, "phone", now, refuse); !errors.Is(err, identity.ErrNameTaken) || asked != identity.RoleClient {
+			t.Errorf("refused redeem: %v, asked with %v", err, asked)
+		}
+		got, role, err := s.Codes.Redeem(proof, th, pub, "phone", now, func(identity.Role) error { return nil })
 		if err != nil || got != code || role != identity.RoleClient {
 			t.Fatalf("redeem: %v %v %v", got, role, err)
 		}
-		if _, _, err := s.Codes.Redeem(proof, th, pub, "phone", now); !errors.Is(err, identity.ErrPairing) {
+		if _, _, err := s.Codes.Redeem(proof, th, pub, "phone", now, nil); !errors.Is(err, identity.ErrPairing) {
 			t.Errorf("second redeem: %v", err)
 		}
 		s.Codes.Add(ctx, code, identity.RoleNode, now)
-		if _, _, err := s.Codes.Redeem(proof, th, pub, "phone", now.Add(identity.PairingLifetime)); !errors.Is(err, identity.ErrPairing) {
+		if _, _, err := s.Codes.Redeem(proof, th, pub, "phone", now.Add(identity.PairingLifetime), nil); !errors.Is(err, identity.ErrPairing) {
 			t.Errorf("expired code: %v", err)
 		}
 	}
