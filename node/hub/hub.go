@@ -422,11 +422,11 @@ func (h *Hub) resolve(name string) (identity.NodeID, error) {
 	}
 	switch len(found) {
 	case 0:
-		return identity.NodeID{}, fmt.Errorf("node %q: %w", identity.Printable(name), ErrNoNode)
+		return identity.NodeID{}, fmt.Errorf("node \"%s\": %w", identity.Printable(name), ErrNoNode)
 	case 1:
 		return found[0], nil
 	}
-	return identity.NodeID{}, fmt.Errorf("node %q names %d nodes: %w", identity.Printable(name), len(found), ErrAmbiguousNode)
+	return identity.NodeID{}, fmt.Errorf("node \"%s\" names %d nodes: %w", identity.Printable(name), len(found), ErrAmbiguousNode)
 }
 
 func (h *Hub) list(node identity.NodeID) []ops.Device {

@@ -39,15 +39,15 @@ var (
 func CheckName(name string, role Role) error {
 	if strings.HasPrefix(name, "@") {
 		if role != RoleClient {
-			return fmt.Errorf("%w: %q: a Matrix user ID names only a client", ErrName, Printable(name))
+			return fmt.Errorf("%w: \"%s\": a Matrix user ID names only a client", ErrName, Printable(name))
 		}
 		if err := checkMatrixID(name); err != nil {
-			return fmt.Errorf("%w: %q: %s", ErrName, Printable(name), err)
+			return fmt.Errorf("%w: \"%s\": %s", ErrName, Printable(name), err)
 		}
 		return nil
 	}
 	if !plainName(name) {
-		return fmt.Errorf("%w: %q: want 1-%d letters, digits, '_' or '-', starting with a letter or digit (or, for a client, a Matrix user ID)",
+		return fmt.Errorf("%w: \"%s\": want 1-%d letters, digits, '_' or '-', starting with a letter or digit (or, for a client, a Matrix user ID)",
 			ErrName, Printable(name), MaxPlainName)
 	}
 	return nil

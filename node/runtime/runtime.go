@@ -144,14 +144,14 @@ func (h *Hub) IssueMember(ctx context.Context, name string, role identity.Role) 
 // own (the hub is not in the nodes table), in any ASCII case.
 func (h *Hub) nameFree(ctx context.Context, name string) error {
 	if strings.EqualFold(name, h.Identity.Cert.Name) {
-		return fmt.Errorf("%q is the hub's name: %w", identity.Printable(name), identity.ErrNameTaken)
+		return fmt.Errorf("\"%s\" is the hub's name: %w", identity.Printable(name), identity.ErrNameTaken)
 	}
 	taken, err := h.Store.Nodes.NameTaken(ctx, name)
 	if err != nil {
 		return err
 	}
 	if taken {
-		return fmt.Errorf("%q: %w", identity.Printable(name), identity.ErrNameTaken)
+		return fmt.Errorf("\"%s\": %w", identity.Printable(name), identity.ErrNameTaken)
 	}
 	return nil
 }

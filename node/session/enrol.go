@@ -179,9 +179,9 @@ func (e *Enroller) Handle(ctx context.Context, s *Session, req *payload.EnrolReq
 func enrolRefusal(err error, name string) string {
 	switch {
 	case errors.Is(err, identity.ErrNameTaken):
-		return fmt.Sprintf("the name %q is taken in this family; pair again with another name (the code is still valid)", identity.Printable(name))
+		return fmt.Sprintf("the name \"%s\" is taken in this family; pair again with another name (the code is still valid)", identity.Printable(name))
 	case errors.Is(err, identity.ErrName):
-		return fmt.Sprintf("invalid name %q: want 1-%d letters, digits, '_' or '-' (the code is still valid)", identity.Printable(name), identity.MaxPlainName)
+		return fmt.Sprintf("invalid name \"%s\": want 1-%d letters, digits, '_' or '-' (the code is still valid)", identity.Printable(name), identity.MaxPlainName)
 	}
 	return wire.ReasonOf(err)
 }

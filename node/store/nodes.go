@@ -150,7 +150,7 @@ func (q *NodeQuery) Seen(ctx context.Context, id identity.NodeID, at time.Time) 
 func (q *NodeQuery) NameTaken(ctx context.Context, name string) (bool, error) {
 	var n int
 	if err := q.db.QueryRowContext(ctx, nameTakenQuery, name).Scan(&n); err != nil {
-		return false, fmt.Errorf("failed to look up the name %q: %w", identity.Printable(name), err)
+		return false, fmt.Errorf("failed to look up the name \"%s\": %w", identity.Printable(name), err)
 	}
 	return n > 0, nil
 }
@@ -222,9 +222,9 @@ func (q *NodeQuery) Find(ctx context.Context, nameOrID string) (*Node, error) {
 	}
 	switch len(found) {
 	case 0:
-		return nil, fmt.Errorf("no enrolled, unrevoked node is named %q or has that ID: %w", identity.Printable(nameOrID), ErrNotFound)
+		return nil, fmt.Errorf("no enrolled, unrevoked node is named \"%s\" or has that ID: %w", identity.Printable(nameOrID), ErrNotFound)
 	case 1:
 		return found[0], nil
 	}
-	return nil, fmt.Errorf("%q names %d nodes; give the node ID: %w", identity.Printable(nameOrID), len(found), ErrAmbiguous)
+	return nil, fmt.Errorf("\"%s\" names %d nodes; give the node ID: %w", identity.Printable(nameOrID), len(found), ErrAmbiguous)
 }
