@@ -304,6 +304,7 @@ func (f *Federations) sessionConfig(l *fedLink) (*session.Config, error) {
 	}
 	cfg.Tier, cfg.Floor = max(cfg.Tier, wire.Tier4), max(cfg.Floor, wire.Tier4)
 	cfg.MaxFrame = frameevent.MaxFrame
+	cfg.PeerRoles = []identity.Role{identity.RoleHub} // both ends are their families' hubs (§P40)
 	cfg.Foreign = func(fam identity.FamilyID) (ed25519.PublicKey, bool) {
 		l.mu.Lock()
 		defer l.mu.Unlock()

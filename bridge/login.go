@@ -254,6 +254,7 @@ func (l *Member) session(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	scfg.PeerRoles = []identity.Role{identity.RoleHub} // a member dials its hub, nothing else
 	s, err := session.Dial(ctx, h.Attach(), scfg)
 	if err != nil {
 		return err

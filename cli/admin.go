@@ -49,22 +49,17 @@ func adminMain(name string, args []string, env Env) int {
 		return 0
 	case "revoke":
 		if fs.NArg() != 1 {
-			return fail(2, "usage: myclerk-bridge revoke [-config F] NODE-NAME")
+			return fail(2, "usage: myclerk-bridge revoke [-config F] NODE-NAME|NODE-ID")
 		}
-		nodes, err := st.Nodes.List(ctx)
+		n, err := st.Nodes.Find(ctx, fs.Arg(0))
 		if err != nil {
 			return fail(1, "%v", err)
 		}
-		for _, n := range nodes {
-			if n.Name == fs.Arg(0) && !n.Revoked() {
-				if err := st.Nodes.Revoke(ctx, n.ID, time.Now()); err != nil {
-					return fail(1, "%v", err)
-				}
-				fmt.Fprintf(env.Stdout, "Revoked %s (%s): it can no longer open sessions; the hub ends its live sessions.\n", n.Name, n.ID)
-				return 0
-			}
+		if err := st.Nodes.Revoke(ctx, n.ID, time.Now()); err != nil {
+			return fail(1, "%v", err)
 		}
-		return fail(1, "no enrolled, unrevoked node is named %q", fs.Arg(0))
+		fmt.Fprintf(env.Stdout, "Revoked %s (%s): it can no longer open sessions; the hub ends its live sessions.\n", identity.Printable(n.Name), n.ID)
+		return 0
 	case "nodes":
 		nodes, err := st.Nodes.List(ctx)
 		if err != nil {
@@ -85,7 +80,7 @@ func adminMain(name string, args []string, env Env) int {
 			if n.Revoked() {
 				state = "revoked"
 			}
-			fmt.Fprintf(tw, "%s\t%v\t%s\t%s\t%.1f %%\t%s\t%s\n", n.Name, n.Role, n.ID, seen, 100*frac, store.Classify(frac), state)
+			fmt.Fprintf(tw, "%s\t%v\t%s\t%s\t%.1f %%\t%s\t%s\n", identity.Printable(n.Name), n.Role, n.ID, seen, 100*frac, store.Classify(frac), state)
 		}
 		if err := tw.Flush(); err != nil {
 			return fail(1, "%v", err)

@@ -27,7 +27,7 @@ Usage:
   myclerk-bridge register [-config F]           write the appservice registration for the
                                                 homeserver (matrix.registration)
   myclerk-bridge node [-config F]               run a plain node that announces its devices
-  myclerk-bridge pair -hub ADDR -code CODE -name NAME [-role node|client] [-data DIR]
+  myclerk-bridge pair -hub ADDR -code CODE -name NAME [-role node|client] [-data DIR] [-force]
                                                 join a family with a pairing code
   myclerk-bridge client [flags] COMMAND         talk to the hub (devices, locks, ACLs, status)
   myclerk-bridge invite [-config F] [-role node|client]

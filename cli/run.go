@@ -175,6 +175,7 @@ func nodeMain(args []string, env Env) int {
 
 func pairMain(args []string, env Env) int {
 	var hubAddr, code, name, role, dataDir, tlsCA *string
+	var force *bool
 	c, status := configCommand("pair", args, env, func(fs *flag.FlagSet) {
 		hubAddr = fs.String("hub", "", "the hub: tcp://host:7410 or ws://host:7411/myclerk")
 		code = fs.String("code", "", "the pairing code the hub printed")
@@ -182,6 +183,7 @@ func pairMain(args []string, env Env) int {
 		role = fs.String("role", "node", "node or client")
 		dataDir = fs.String("data", "", "data directory for the keys (default: the configuration's data_dir)")
 		tlsCA = fs.String("tls-ca", "", "PEM file of the CA that signed the hub's TLS certificate, for tcps://")
+		force = fs.Bool("force", false, "replace the node keys the data directory holds (never a hub's)")
 	})
 	if status != 0 {
 		return status
@@ -216,7 +218,7 @@ func pairMain(args []string, env Env) int {
 	}
 	ctx, cancel := signalContext()
 	defer cancel()
-	id, err := runtime.Pair(ctx, c, ep, pc, r, logger(env, "warn"))
+	id, err := runtime.Pair(ctx, c, ep, pc, r, *force, logger(env, "warn"))
 	if err != nil {
 		return fail(1, "%v", err)
 	}

@@ -79,7 +79,7 @@ func Register(b *bridge.Bridge, proc *bcommands.Processor) {
 		member("sessions", "", "Your session to the hub: tier, key epoch, counters.", c.sessions),
 		admin("nodes", "", "List the family's nodes with their 30-day availability (Core above 95 %).", c.nodes),
 		admin("pair", "[node|client]", "Make a one-time pairing code for a new node or client.", c.pair),
-		admin("remove-node", "<name>", "Revoke a node: it can no longer open sessions, and its live ones end.", c.removeNode),
+		admin("remove-node", "<name or node ID>", "Revoke a node: it can no longer open sessions, and its live ones end.", c.removeNode),
 		admin("federation", "invite <label> <@bot:server> | accept <label> <room> | verify <label> <code> | grant <label> <device> <mode> | deny <label> <device> | revoke <label> | list",
 			"Federate with another family through Matrix: meet in a room, compare a code, grant devices.", c.federation),
 		member("remote", "<label> devices | info <device> | lock <device> [seconds] | unlock <device> | configure <device> <key=value>... | subscribe <device>",
@@ -484,9 +484,9 @@ func (c *cmds) nodes(ce *bcommands.Event) {
 		if n.Revoked() {
 			state = "revoked"
 		}
-		rows = append(rows, []string{n.Name, n.Role.String(), seen, fmt.Sprintf("%.1f %%", 100*frac), fmt.Sprint(store.Classify(frac)), state})
+		rows = append(rows, []string{identity.Printable(n.Name), n.Role.String(), n.ID.String(), seen, fmt.Sprintf("%.1f %%", 100*frac), fmt.Sprint(store.Classify(frac)), state})
 	}
-	replyTable(ce, fmt.Sprintf("%d nodes", len(nodes)), []string{"Name", "Role", "Last seen", "Up (30 days)", "Class", "State"}, rows)
+	replyTable(ce, fmt.Sprintf("%d nodes", len(nodes)), []string{"Name", "Role", "Node ID", "Last seen", "Up (30 days)", "Class", "State"}, rows)
 }
 
 func (c *cmds) pair(ce *bcommands.Event) {
@@ -516,23 +516,24 @@ func (c *cmds) removeNode(ce *bcommands.Event) {
 		return
 	}
 	st := c.b.Hub.Store
-	nodes, err := st.Nodes.List(ce.Ctx)
-	if err != nil {
+	n, err := st.Nodes.Find(ce.Ctx, ce.Args[0])
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		ce.Reply("No enrolled, unrevoked node is named `%s` or has that ID. `$cmdprefix nodes` lists them.", identity.Printable(ce.Args[0]))
+		return
+	case errors.Is(err, store.ErrAmbiguous):
+		ce.Reply("More than one node is named `%s`: give its node ID (`$cmdprefix nodes` lists them).", identity.Printable(ce.Args[0]))
+		return
+	case err != nil:
 		replyErr(ce, err)
 		return
 	}
-	for _, n := range nodes {
-		if n.Name == ce.Args[0] && !n.Revoked() {
-			if err := st.Nodes.Revoke(ce.Ctx, n.ID, time.Now()); err != nil {
-				replyErr(ce, err)
-				return
-			}
-			ended := c.b.Hub.Registry.RevokeNode(ce.Ctx, n.ID)
-			ce.Reply("Revoked `%s`: it can no longer open sessions (%d live sessions ended).", n.Name, ended)
-			return
-		}
+	if err := st.Nodes.Revoke(ce.Ctx, n.ID, time.Now()); err != nil {
+		replyErr(ce, err)
+		return
 	}
-	ce.Reply("No enrolled, unrevoked node is named `%s`. `$cmdprefix nodes` lists them.", ce.Args[0])
+	ended := c.b.Hub.Registry.RevokeNode(ce.Ctx, n.ID)
+	ce.Reply("Revoked `%s` (`%s`): it can no longer open sessions (%d live sessions ended).", identity.Printable(n.Name), n.ID, ended)
 }
 
 // replyTable answers with an HTML table (and its text form for clients

@@ -176,8 +176,8 @@ func (c *Config) Check() error {
 	if _, err := identity.ParseRole(c.Role); err != nil || c.Role == "client" {
 		return keyErr("role", "%q: want hub or node", c.Role)
 	}
-	if n := len(c.Name); n == 0 || n > 64 || strings.ContainsAny(c.Name, "/. \t\n") {
-		return keyErr("name", "%q: want 1-64 characters without '/', '.' or spaces", c.Name)
+	if err := identity.CheckName(c.Name, identity.RoleNode); err != nil {
+		return keyErr("name", "%v", err)
 	}
 	if c.DataDir == "" {
 		return keyErr("data_dir", "must not be empty")

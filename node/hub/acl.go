@@ -26,9 +26,6 @@ var routeHandlers = map[wire.Op]handler{
 	wire.OpACLRevoke:     (*Hub).aclChange,
 }
 
-// ErrNoNode answers a request that names a member the hub does not know.
-var ErrNoNode = &wire.Error{Code: wire.CodeNotFound, Reason: "no such node"}
-
 // mayAdminister reports whether peer may change the ACL and routes of
 // device d: its owner, or an admin; h.mu is held.
 func (h *Hub) mayAdminister(peer *identity.Certificate, d *device) bool {
@@ -57,9 +54,9 @@ func (h *Hub) aclGet(_ context.Context, c *call) (*ops.Reply, error) {
 
 func (h *Hub) aclChange(ctx context.Context, c *call) (*ops.Reply, error) {
 	req, dev := &c.req, c.devID
-	node, ok := h.names[req.Node]
-	if !ok {
-		return nil, fmt.Errorf("node %q: %w", req.Node, ErrNoNode)
+	node, err := h.resolve(req.Node)
+	if err != nil {
+		return nil, err
 	}
 	if req.Mode > ops.ModeExclusive {
 		return nil, fmt.Errorf("mode %d: %w", req.Mode, wire.ErrMalformed)
@@ -90,12 +87,20 @@ func (h *Hub) aclChange(ctx context.Context, c *call) (*ops.Reply, error) {
 	return &ops.Reply{Mode: mode, Result: "ok"}, nil
 }
 
+// route is a route as the hub keeps it: to a client by node ID. Its
+// Route.Node, the client's label, is filled in when it is listed.
+type route struct {
+	ops.Route
+	client identity.NodeID
+}
+
 // routeList lists the routes of the devices the caller may read.
 func (h *Hub) routeList(_ context.Context, c *call) (*ops.Reply, error) {
 	var out []ops.Route
 	for _, r := range h.routesOf(c.req.Device) {
 		if d := h.devices[r.Device]; d != nil && h.mode(r.Device, c.peer.Node, d).Allows(true, false) {
-			out = append(out, r)
+			r.Node = h.nameOf(r.client)
+			out = append(out, r.Route)
 		}
 	}
 	return &ops.Reply{Routes: out}, nil
@@ -103,8 +108,8 @@ func (h *Hub) routeList(_ context.Context, c *call) (*ops.Reply, error) {
 
 // routesOf lists the routes of device (all with ""), highest priority
 // first; h.mu is held.
-func (h *Hub) routesOf(device string) []ops.Route {
-	var out []ops.Route
+func (h *Hub) routesOf(device string) []route {
+	var out []route
 	for _, r := range h.routes {
 		if device == "" || r.Device == device {
 			out = append(out, r)
@@ -121,10 +126,11 @@ func (h *Hub) routesOf(device string) []ops.Route {
 
 func (h *Hub) routeCreate(ctx context.Context, c *call) (*ops.Reply, error) {
 	req := &c.req
-	if _, ok := h.names[req.Node]; !ok {
-		return nil, fmt.Errorf("node %q: %w", req.Node, ErrNoNode)
+	client, err := h.resolve(req.Node)
+	if err != nil {
+		return nil, err
 	}
-	r := ops.Route{Device: c.devID, Node: req.Node, Priority: req.Priority}
+	r := route{Route: ops.Route{Device: c.devID, Priority: req.Priority}, client: client}
 	id, err := h.persistRoute(ctx, r, false)
 	if err != nil {
 		return nil, fmt.Errorf("failed to store a route: %w", err)
@@ -149,16 +155,19 @@ func (h *Hub) routeChange(ctx context.Context, c *call) (*ops.Reply, error) {
 		delete(h.routes, req.Route)
 		return &ops.Reply{Route: req.Route, Result: "deleted"}, nil
 	case wire.OpRouteModify:
-		if req.Node != "" && req.Node != r.Node {
-			// A route to another member is a new route.
-			if _, ok := h.names[req.Node]; !ok {
-				return nil, fmt.Errorf("node %q: %w", req.Node, ErrNoNode)
-			}
-			if _, err := h.persistRoute(ctx, r, true); err != nil {
+		if req.Node != "" {
+			client, err := h.resolve(req.Node)
+			if err != nil {
 				return nil, err
 			}
-			delete(h.routes, r.ID)
-			r.ID, r.Node = 0, req.Node
+			if client != r.client {
+				// A route to another member is a new route.
+				if _, err := h.persistRoute(ctx, r, true); err != nil {
+					return nil, err
+				}
+				delete(h.routes, r.ID)
+				r.ID, r.client = 0, client
+			}
 		}
 		r.Priority = req.Priority
 	case wire.OpRoutePriority:

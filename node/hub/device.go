@@ -134,7 +134,7 @@ func (h *Hub) event(ctx context.Context, _ *session.Session, peer *identity.Cert
 	subs := make([]*session.Session, 0, len(d.subscribers))
 	seen := map[*session.Session]bool{}
 	for _, r := range h.routesOf(id) {
-		node := h.names[r.Node]
+		node := r.client
 		if h.mode(id, node, d).Allows(true, false) {
 			for s := range h.live[node] {
 				if !seen[s] {

@@ -10,8 +10,10 @@ package hub
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -43,6 +45,10 @@ var (
 	ErrNotOwner   = &wire.Error{Code: wire.CodeForbidden, Reason: "only the device's owner or an admin may do this"}
 	ErrNoRoute    = &wire.Error{Code: wire.CodeNotFound, Reason: "no such route"}
 	ErrRelayLimit = &wire.Error{Code: wire.CodeTimeout, Reason: "the device's node did not answer"}
+	// A request names a node by its label; it must be the label of
+	// exactly one node that is not revoked.
+	ErrNoNode        = &wire.Error{Code: wire.CodeNotFound, Reason: "no such node"}
+	ErrAmbiguousNode = &wire.Error{Code: wire.CodeNotFound, Reason: "the name is not unique"}
 )
 
 // Config tunes a hub.
@@ -95,9 +101,10 @@ type Hub struct {
 	mu      sync.Mutex
 	devices map[string]*device
 	owners  map[identity.NodeID]*session.Session // connected nodes
-	names   map[string]identity.NodeID           // node name -> ID of connected or known nodes
+	labels  map[identity.NodeID]string           // known nodes' names (PeerName), labels only
+	revoked map[identity.NodeID]bool             // revoked nodes: no longer resolved by name
 	acl     map[string]map[identity.NodeID]ops.Mode
-	routes  map[uint64]ops.Route
+	routes  map[uint64]route
 	routeID uint64
 	relays  map[uint32]pending
 	relayID uint32
@@ -108,8 +115,8 @@ type Hub struct {
 // New returns an empty hub.
 func New(cfg Config) *Hub {
 	return &Hub{cfg: cfg, devices: map[string]*device{}, owners: map[identity.NodeID]*session.Session{},
-		names: map[string]identity.NodeID{}, acl: map[string]map[identity.NodeID]ops.Mode{},
-		routes: map[uint64]ops.Route{}, relays: map[uint32]pending{}, live: map[identity.NodeID]map[*session.Session]bool{},
+		labels: map[identity.NodeID]string{}, revoked: map[identity.NodeID]bool{}, acl: map[string]map[identity.NodeID]ops.Mode{},
+		routes: map[uint64]route{}, relays: map[uint32]pending{}, live: map[identity.NodeID]map[*session.Session]bool{},
 		foreign: map[identity.NodeID]bool{}}
 }
 
@@ -192,9 +199,11 @@ func (h *Hub) disconnect(s *session.Session, node identity.NodeID) {
 }
 
 // RevokeNode ends every live session of a revoked node with
-// SESSION_REVOKE and returns how many there were.
+// SESSION_REVOKE and returns how many there were; requests no longer
+// resolve its name to it.
 func (h *Hub) RevokeNode(ctx context.Context, node identity.NodeID) int {
 	h.mu.Lock()
+	h.revoked[node] = true
 	var ss []*session.Session
 	for s := range h.live[node] {
 		ss = append(ss, s)
@@ -286,13 +295,32 @@ func (h *Hub) isForeign(node identity.NodeID) bool {
 	return h.foreign[node]
 }
 
+// nameOf is a node's label for listings: its name, or its ID when the hub
+// does not know it; h.mu is held.
 func (h *Hub) nameOf(id identity.NodeID) string {
-	for n, i := range h.names {
-		if i == id {
-			return n
-		}
+	if l, ok := h.labels[id]; ok {
+		return l
 	}
 	return id.String()
+}
+
+// resolve finds the one node that is not revoked whose label is name (in
+// any ASCII case, as the store keeps names unique); h.mu is held. A
+// request names a node once, here; everything after keys by the ID.
+func (h *Hub) resolve(name string) (identity.NodeID, error) {
+	var found []identity.NodeID
+	for id, l := range h.labels {
+		if !h.revoked[id] && strings.EqualFold(l, name) {
+			found = append(found, id)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return identity.NodeID{}, fmt.Errorf("node \"%s\": %w", identity.Printable(name), ErrNoNode)
+	case 1:
+		return found[0], nil
+	}
+	return identity.NodeID{}, fmt.Errorf("node \"%s\" names %d nodes: %w", identity.Printable(name), len(found), ErrAmbiguousNode)
 }
 
 // Devices returns every device, for status pages and chat commands.

@@ -33,7 +33,10 @@ func (h *Hub) Load(ctx context.Context) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, n := range nodes {
-		h.names[n.Name] = n.ID
+		h.labels[n.ID] = n.Name
+		if n.Revoked() {
+			h.revoked[n.ID] = true
+		}
 	}
 	for _, d := range devs {
 		var caps map[string]string
@@ -55,22 +58,37 @@ func (h *Hub) Load(ctx context.Context) error {
 		}
 	}
 	for _, r := range routes {
-		h.routes[uint64(r.ID)] = ops.Route{ID: uint64(r.ID), Device: r.DeviceID, Node: h.nameOf(r.Client), Priority: int32(r.Priority)}
+		h.routes[uint64(r.ID)] = route{Route: ops.Route{ID: uint64(r.ID), Device: r.DeviceID, Priority: int32(r.Priority)}, client: r.Client}
 		h.routeID = max(h.routeID, uint64(r.ID))
 	}
 	h.cfg.Log.Info().Int("nodes", len(nodes)).Int("devices", len(devs)).Int("routes", len(routes)).Msg("Loaded the hub's state")
 	return nil
 }
 
-// KnowNode records a node's name (an enrolment, or a session from a node
-// the store knows).
+// KnowNode records a node's label (an enrolment, or a session from a
+// node the store knows): its name, qualified by its family for another
+// family's hub (PeerName). Labels are for display and for resolving the
+// names requests carry; everything else keys by node ID.
 func (h *Hub) KnowNode(c *identity.Certificate) {
 	h.mu.Lock()
-	h.names[PeerName(c, h.cfg.Family)] = c.Node
+	h.labels[c.Node] = PeerName(c, h.cfg.Family)
 	if c.Family != h.cfg.Family && h.cfg.Family != (identity.FamilyID{}) {
 		h.foreign[c.Node] = true
 	}
 	h.mu.Unlock()
+}
+
+// HandOver gives devices (by ID) to node: the store handed them over when
+// node enrolled under the name of their revoked owner. They stay
+// unavailable until node announces them.
+func (h *Hub) HandOver(node identity.NodeID, devices []string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, id := range devices {
+		if d := h.devices[id]; d != nil {
+			d.owner, d.info.Available = node, false
+		}
+	}
 }
 
 // persistDevice stores an announced device; h.mu is held.
@@ -105,7 +123,7 @@ func (h *Hub) persistACL(ctx context.Context, device string, node identity.NodeI
 
 // persistRoute creates, changes or (with delete) removes a route and
 // returns its ID, which a new route takes from the store; h.mu is held.
-func (h *Hub) persistRoute(ctx context.Context, r ops.Route, del bool) (uint64, error) {
+func (h *Hub) persistRoute(ctx context.Context, r route, del bool) (uint64, error) {
 	st := h.cfg.Store
 	if st == nil {
 		if r.ID == 0 {
@@ -120,6 +138,6 @@ func (h *Hub) persistRoute(ctx context.Context, r ops.Route, del bool) (uint64, 
 	case r.ID != 0:
 		return r.ID, st.Routes.SetPriority(ctx, int64(r.ID), int(r.Priority))
 	}
-	id, err := st.Routes.Create(ctx, &store.Route{DeviceID: r.Device, Client: h.names[r.Node], Priority: int(r.Priority), CreatedAt: h.now()})
+	id, err := st.Routes.Create(ctx, &store.Route{DeviceID: r.Device, Client: r.client, Priority: int(r.Priority), CreatedAt: h.now()})
 	return uint64(id), err
 }

@@ -48,9 +48,11 @@ func (c *Codes) Pending(now time.Time) int {
 }
 
 // Redeem finds the unexpired code whose proof over (th, pub, name) is
-// proof, removes it and returns it with the role it was made for. Expired
+// proof, asks accept (when not nil) whether to go on with the role it was
+// made for, then removes it and returns it with that role. When accept
+// refuses, the code stays usable and accept's error is returned. Expired
 // codes are forgotten on the way.
-func (c *Codes) Redeem(proof []byte, th [32]byte, pub ed25519.PublicKey, name string, now time.Time) (PairingCode, Role, error) {
+func (c *Codes) Redeem(proof []byte, th [32]byte, pub ed25519.PublicKey, name string, now time.Time, accept func(Role) error) (PairingCode, Role, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for code, p := range c.codes {
@@ -59,6 +61,11 @@ func (c *Codes) Redeem(proof []byte, th [32]byte, pub ed25519.PublicKey, name st
 			continue
 		}
 		if code.Check(proof, wire.InitiatorToResponder, th, pub, []byte(name)) {
+			if accept != nil {
+				if err := accept(p.role); err != nil {
+					return "", 0, err
+				}
+			}
 			delete(c.codes, code)
 			return code, p.role, nil
 		}

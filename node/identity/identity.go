@@ -110,7 +110,7 @@ func FamilyOf(pub ed25519.PublicKey) FamilyID {
 //	public-key (32) ‖ issued-at u64 ‖ expires-at u64 ‖ signature (64)
 //
 // The signature is the family root's Ed25519 signature over everything
-// before it. Names are UTF-8, 1-64 bytes.
+// before it. Names follow CheckName (1-255 bytes; the length is a byte).
 type Certificate struct {
 	Family    FamilyID
 	Node      NodeID
@@ -124,7 +124,7 @@ type Certificate struct {
 
 const (
 	certMagic   = "MCC0"
-	maxName     = 64
+	maxName     = MaxMatrixName
 	certFixed   = 4 + IDSize + IDSize + 1 + 1 + ed25519.PublicKeySize + 8 + 8
 	MaxCertSize = certFixed + maxName + ed25519.SignatureSize
 )
@@ -148,8 +148,12 @@ func (c *Certificate) signed() ([]byte, error) {
 	return b, nil
 }
 
-// Issue signs a certificate for a node key with the root key.
+// Issue signs a certificate for a node key with the root key. The name
+// must pass CheckName for the role.
 func (r *Root) Issue(node NodeID, role Role, name string, pub ed25519.PublicKey, now time.Time, lifetime time.Duration) (*Certificate, error) {
+	if err := CheckName(name, role); err != nil {
+		return nil, err
+	}
 	c := &Certificate{Family: r.Family(), Node: node, Role: role, Name: name, PublicKey: pub,
 		IssuedAt: now.Truncate(time.Second), ExpiresAt: now.Add(lifetime).Truncate(time.Second)}
 	b, err := c.signed()
@@ -172,7 +176,8 @@ func (c *Certificate) Marshal() ([]byte, error) {
 	return append(b, c.Signature...), nil
 }
 
-// ParseCertificate decodes a certificate strictly. It does not verify it.
+// ParseCertificate decodes a certificate strictly; a name that fails
+// CheckName is refused (ErrCertificate). It does not verify it.
 func ParseCertificate(b []byte) (*Certificate, error) {
 	if len(b) < certFixed+ed25519.SignatureSize+1 || len(b) > MaxCertSize || !bytes.HasPrefix(b, []byte(certMagic)) {
 		return nil, fmt.Errorf("%w: %d bytes or bad magic", ErrCertificate, len(b))
@@ -189,8 +194,8 @@ func ParseCertificate(b []byte) (*Certificate, error) {
 		return nil, fmt.Errorf("%w: name length %d does not fit", ErrCertificate, n)
 	}
 	c.Name, p = string(p[:n]), p[n:]
-	if !utf8.ValidString(c.Name) {
-		return nil, fmt.Errorf("%w: name is not UTF-8", ErrCertificate)
+	if err := CheckName(c.Name, c.Role); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrCertificate, err)
 	}
 	c.PublicKey, p = bytes.Clone(p[:ed25519.PublicKeySize]), p[ed25519.PublicKeySize:]
 	c.IssuedAt = time.Unix(int64(binary.BigEndian.Uint64(p)), 0)

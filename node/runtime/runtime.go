@@ -11,10 +11,13 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -123,8 +126,16 @@ func (h *Hub) Serve(conn transport.Conn) { h.serve(conn) }
 
 // IssueMember makes a family member without a pairing code (the hub holds
 // the root key): a fresh node key, a certificate for name and role, and
-// the node recorded in the store so the registry and ACLs know it.
+// the node recorded in the store so the registry and ACLs know it. The
+// name follows the enrolment rules (PROFILE.md §P35): identity.ErrName
+// for an invalid one, identity.ErrNameTaken for one a live node holds.
 func (h *Hub) IssueMember(ctx context.Context, name string, role identity.Role) (*identity.Identity, error) {
+	if err := identity.CheckName(name, role); err != nil {
+		return nil, err
+	}
+	if err := h.nameFree(ctx, name); err != nil {
+		return nil, err
+	}
 	priv, nodeID, err := identity.NewNodeKey(rand.Reader)
 	if err != nil {
 		return nil, err
@@ -133,15 +144,50 @@ func (h *Hub) IssueMember(ctx context.Context, name string, role identity.Role) 
 	if err != nil {
 		return nil, err
 	}
+	if err := h.record(ctx, cert); err != nil {
+		return nil, err
+	}
+	return &identity.Identity{Cert: cert, Private: priv}, nil
+}
+
+// nameFree refuses a name a node that is not revoked holds, or the hub's
+// own (the hub is not in the nodes table), in any ASCII case.
+func (h *Hub) nameFree(ctx context.Context, name string) error {
+	if strings.EqualFold(name, h.Identity.Cert.Name) {
+		return fmt.Errorf("\"%s\" is the hub's name: %w", identity.Printable(name), identity.ErrNameTaken)
+	}
+	taken, err := h.Store.Nodes.NameTaken(ctx, name)
+	if err != nil {
+		return err
+	}
+	if taken {
+		return fmt.Errorf("\"%s\": %w", identity.Printable(name), identity.ErrNameTaken)
+	}
+	return nil
+}
+
+// record stores a newly certified node, in one transaction with the
+// hand-over of the devices of revoked nodes of its name, and tells the
+// registry. Enrolment answers only after it succeeded.
+func (h *Hub) record(ctx context.Context, cert *identity.Certificate) error {
+	if err := h.nameFree(ctx, cert.Name); err != nil {
+		return err
+	}
 	b, err := cert.Marshal()
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if err := h.Store.Nodes.Put(ctx, &store.Node{ID: nodeID, Name: name, Role: role, Certificate: b, EnrolledAt: time.Now()}); err != nil {
-		return nil, err
+	handed, err := h.Store.Nodes.Enrol(ctx, &store.Node{ID: cert.Node, Name: cert.Name, Role: cert.Role, Certificate: b, EnrolledAt: time.Now()})
+	if err != nil {
+		return err
 	}
 	h.Registry.KnowNode(cert)
-	return &identity.Identity{Cert: cert, Private: priv}, nil
+	if len(handed) > 0 {
+		h.Registry.HandOver(cert.Node, handed)
+		h.log.Warn().Str("name", cert.Name).Stringer("node_id", cert.Node).Strs("devices", handed).
+			Msg("Handed the devices of a revoked node to the new node of its name")
+	}
+	return nil
 }
 
 // SessionConfig is the session configuration of the hub's own peers
@@ -255,16 +301,7 @@ func StartHub(ctx context.Context, c *config.Config, log zerolog.Logger) (*Hub, 
 		}
 		return revoked
 	}
-	enroller := &session.Enroller{Root: root, Codes: st.Codes, Enrolled: func(cert *identity.Certificate) {
-		b, err := cert.Marshal()
-		if err == nil {
-			err = st.Nodes.Put(ctx, &store.Node{ID: cert.Node, Name: cert.Name, Role: cert.Role, Certificate: b, EnrolledAt: time.Now()})
-		}
-		if err != nil {
-			log.Error().Err(err).Str("name", cert.Name).Msg("Failed to store an enrolled node")
-		}
-		h.Registry.KnowNode(cert)
-	}}
+	enroller := &session.Enroller{Root: root, Codes: st.Codes, NameFree: h.nameFree, Enrolled: h.record}
 	r := &session.Responder{Config: scfg, Enrol: enroller.Handle}
 	if c.Session.Tickets {
 		if r.Tickets, err = ticketIssuer(ctx, st); err != nil {
@@ -618,11 +655,42 @@ func (e Endpoint) Dial(ctx context.Context, family identity.FamilyID, id *identi
 	return c, nc.Close, nil
 }
 
+// Pairing refuses a key directory that is not free for a new identity.
+var (
+	ErrHubKeys   = errors.New("it holds a family root key: it is a hub's; pair into another data directory")
+	ErrKeysExist = errors.New("it already holds a node's keys; pair -force replaces them")
+)
+
+// CheckPairTarget refuses to pair into dir when it holds a family root key
+// (a hub's keys, even with force) or, unless force, a node's keys.
+func CheckPairTarget(dir string, force bool) error {
+	exists := func(name string) bool {
+		_, err := os.Lstat(filepath.Join(dir, name))
+		return !errors.Is(err, fs.ErrNotExist) // unreadable counts as there
+	}
+	if exists(keystore.RootKeyFile) {
+		return fmt.Errorf("key directory %s: %w", dir, ErrHubKeys)
+	}
+	if force {
+		return nil
+	}
+	for _, name := range []string{keystore.NodeKeyFile, keystore.NodeCertFile, keystore.RootPubFile} {
+		if exists(name) {
+			return fmt.Errorf("key directory %s: %w", dir, ErrKeysExist)
+		}
+	}
+	return nil
+}
+
 // Pair enrols this node with the hub at ep using a pairing code and
-// stores its keys in c's key directory.
-func Pair(ctx context.Context, c *config.Config, ep Endpoint, code identity.PairingCode, role identity.Role, log zerolog.Logger) (*identity.Identity, error) {
+// stores its keys in c's key directory. It refuses, before it uses the
+// code, a key directory CheckPairTarget refuses.
+func Pair(ctx context.Context, c *config.Config, ep Endpoint, code identity.PairingCode, role identity.Role, force bool, log zerolog.Logger) (*identity.Identity, error) {
 	if ep.Scheme == "nats" {
 		return nil, errors.New("pair over tcp://, tcps:// or ws://: on NATS the family is not known before pairing")
+	}
+	if err := CheckPairTarget(c.KeyDir(), force); err != nil {
+		return nil, err
 	}
 	conn, done, err := ep.Dial(ctx, identity.FamilyID{}, nil)
 	if err != nil {
@@ -664,7 +732,8 @@ func LoadMember(c *config.Config) (*identity.Identity, ed25519.PublicKey, error)
 	return id, root, nil
 }
 
-// Open opens (or resumes, with t) a session to the hub.
+// Open opens (or resumes, with t) a session to the hub; a peer that is
+// not the family's hub is refused.
 func Open(ctx context.Context, c *config.Config, ep Endpoint, id *identity.Identity, root ed25519.PublicKey, t *session.Ticket, log zerolog.Logger) (*session.Session, func(), error) {
 	conn, done, err := ep.Dial(ctx, identity.FamilyOf(root), id)
 	if err != nil {
@@ -675,6 +744,7 @@ func Open(ctx context.Context, c *config.Config, ep Endpoint, id *identity.Ident
 		done()
 		return nil, nil, err
 	}
+	scfg.PeerRoles = []identity.Role{identity.RoleHub} // the other end must be the family's hub
 	var s *session.Session
 	if t != nil {
 		s, err = session.Resume(ctx, conn, scfg, *t)

@@ -79,34 +79,61 @@ func Enrol(ctx context.Context, conn transport.Conn, cfg Config, code identity.P
 }
 
 // CodeBook holds outstanding pairing codes: identity.Codes in memory, or
-// the store's CodeQuery, shared with `myclerk-bridge invite`.
+// the store's CodeQuery, shared with `myclerk-bridge invite`. Redeem finds
+// the code whose proof matches, asks accept whether the enrolment may go
+// on (given the role the code was made for) and only then uses the code
+// up: a refused enrolment leaves it valid, so the person may try again
+// (with another name, say).
 type CodeBook interface {
-	Redeem(proof []byte, th [32]byte, pub ed25519.PublicKey, name string, now time.Time) (identity.PairingCode, identity.Role, error)
+	Redeem(proof []byte, th [32]byte, pub ed25519.PublicKey, name string, now time.Time, accept func(identity.Role) error) (identity.PairingCode, identity.Role, error)
 }
+
+// ErrCodeRole refuses an enrolment that asks for another role than its
+// code was made for.
+var ErrCodeRole = &wire.Error{Code: wire.CodeForbidden, Reason: "the pairing code is for another role"}
+
+// ErrNotStored answers an enrolment the hub could not record: no
+// certificate is sent, since one the admin can neither see nor revoke
+// must not exist.
+var ErrNotStored = &wire.Error{Code: wire.CodeServiceUnavailable, Reason: "the hub could not record the enrolment; try again"}
 
 // Enroller is the hub's side of enrolment: plug its Handle into
 // Responder.Enrol.
 type Enroller struct {
 	Root  *identity.Root
 	Codes CodeBook
-	// Enrolled is told about each new node (to store it); it may be nil.
-	Enrolled func(*identity.Certificate)
+	// NameFree refuses a name that is taken (identity.ErrNameTaken). It
+	// runs once the pairing code's proof holds and before the code is
+	// used; nil takes every valid name.
+	NameFree func(ctx context.Context, name string) error
+	// Enrolled records each new node (in the store) before the hub
+	// answers. When it fails the new node is told ERROR with the error's
+	// code (SERVICE_UNAVAILABLE for one without) and gets no certificate.
+	// Nil records nothing.
+	Enrolled func(ctx context.Context, c *identity.Certificate) error
 }
 
-// Handle checks an ENROL_REQUEST against the outstanding pairing codes,
-// issues the certificate and answers ENROL_RESPONSE.
+// Handle checks an ENROL_REQUEST against the outstanding pairing codes and
+// the name rules (PROFILE.md §P35), issues the certificate, has it
+// recorded and only then answers ENROL_RESPONSE.
 func (e *Enroller) Handle(ctx context.Context, s *Session, req *payload.EnrolRequest, th [32]byte) error {
 	now := s.cfg.now()
 	pub := ed25519.PublicKey(req.PublicKey[:])
-	code, role, err := e.Codes.Redeem(req.Proof[:], th, pub, req.Name, now)
+	code, role, err := e.Codes.Redeem(req.Proof[:], th, pub, req.Name, now, func(role identity.Role) error {
+		if req.Role != 0 && identity.Role(req.Role) != role {
+			return fmt.Errorf("%w: the code was made for a %v, not a %v", ErrCodeRole, role, identity.Role(req.Role))
+		}
+		if err := identity.CheckName(req.Name, role); err != nil {
+			return err
+		}
+		if e.NameFree != nil {
+			return e.NameFree(ctx, req.Name)
+		}
+		return nil
+	})
 	if err != nil {
 		s.reject(err, "Refused an enrolment")
-		s.sendError(ctx, wire.CodeUnauthorized, 0, 0, wire.ReasonOf(err))
-		return err
-	}
-	if req.Role != 0 && identity.Role(req.Role) != role {
-		err := fmt.Errorf("%w: the code was made for a %v, not a %v", identity.ErrPairing, role, identity.Role(req.Role))
-		s.sendError(ctx, wire.CodeForbidden, 0, 0, "the pairing code is for another role")
+		s.sendError(ctx, wire.CodeOf(err), 0, 0, enrolRefusal(err, req.Name))
 		return err
 	}
 	_, nodeID, err := identity.NewNodeKey(s.cfg.Rand) // only the ID is used
@@ -115,12 +142,23 @@ func (e *Enroller) Handle(ctx context.Context, s *Session, req *payload.EnrolReq
 	}
 	c, err := e.Root.Issue(nodeID, role, req.Name, pub, now, CertLifetime)
 	if err != nil {
-		s.sendError(ctx, wire.CodeBadRequest, 0, 0, wire.ReasonOf(err))
+		s.sendError(ctx, wire.CodeOf(err), 0, 0, wire.ReasonOf(err))
 		return err
 	}
 	cb, err := c.Marshal()
 	if err != nil {
 		return err
+	}
+	if e.Enrolled != nil {
+		if err := e.Enrolled(ctx, c); err != nil {
+			var we *wire.Error
+			if !errors.As(err, &we) || we.Code == wire.CodeInternalError {
+				err = fmt.Errorf("%w: %w", ErrNotStored, err)
+			}
+			s.log(zerolog.ErrorLevel).Err(err).Str("name", identity.Printable(c.Name)).Stringer("node_id", c.Node).Msg("Failed to record an enrolment; no certificate sent")
+			s.sendError(ctx, wire.CodeOf(err), 0, 0, enrolRefusal(err, req.Name))
+			return err
+		}
 	}
 	resp := payload.EnrolResponse{Certificate: cb, RootKey: [32]byte(e.Root.Public()),
 		Proof: [32]byte(code.Proof(wire.ResponderToInitiator, th, cb, e.Root.Public()))}
@@ -132,11 +170,20 @@ func (e *Enroller) Handle(ctx context.Context, s *Session, req *payload.EnrolReq
 		return err
 	}
 	s.peer = c
-	if e.Enrolled != nil {
-		e.Enrolled(c)
-	}
 	s.log(zerolog.InfoLevel).Str("name", c.Name).Stringer("node_id", c.Node).Stringer("role", c.Role).Msg("Enrolled a new node")
 	return errEnrolled
+}
+
+// enrolRefusal is what a refused node is told: the stable reason, and for
+// a taken name what to do about it.
+func enrolRefusal(err error, name string) string {
+	switch {
+	case errors.Is(err, identity.ErrNameTaken):
+		return fmt.Sprintf("the name \"%s\" is taken in this family; pair again with another name (the code is still valid)", identity.Printable(name))
+	case errors.Is(err, identity.ErrName):
+		return fmt.Sprintf("invalid name \"%s\": want 1-%d letters, digits, '_' or '-' (the code is still valid)", identity.Printable(name), identity.MaxPlainName)
+	}
+	return wire.ReasonOf(err)
 }
 
 // errEnrolled ends the responder's handshake after a successful enrolment:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -34,7 +35,10 @@ func TestEnrolment(t *testing.T) {
 	codes.Add(code, identity.RoleNode, time.Now())
 	var enrolled []*identity.Certificate
 	r := &Responder{Config: f.config(f.hub, wire.Tier4)}
-	r.Enrol = (&Enroller{Root: f.root, Codes: codes, Enrolled: func(c *identity.Certificate) { enrolled = append(enrolled, c) }}).Handle
+	r.Enrol = (&Enroller{Root: f.root, Codes: codes, Enrolled: func(_ context.Context, c *identity.Certificate) error {
+		enrolled = append(enrolled, c)
+		return nil
+	}}).Handle
 
 	typed, _ := identity.ParsePairingCode(string(code))
 	id, err, serr := enrolOnce(t, f, r, typed, "vacation-mini-pc")
@@ -73,5 +77,96 @@ func TestEnrolmentNeedsTheHandler(t *testing.T) {
 	r := &Responder{Config: f.config(f.hub, wire.Tier4)} // no Enrol: a plain node
 	if _, err, serr := enrolOnce(t, f, r, code, "x"); err == nil || serr == nil {
 		t.Errorf("enrolment at a node without a handler: %v / %v", err, serr)
+	}
+}
+
+// TestEnrolmentRefusals: a refused name or role, and an enrolment the hub
+// could not record, are answered with ERROR of their code and no
+// certificate; a refusal before the code is used leaves it valid.
+func TestEnrolmentRefusals(t *testing.T) {
+	taken := func(_ context.Context, name string) error {
+		if strings.EqualFold(name, "admin") {
+			return identity.ErrNameTaken
+		}
+		return nil
+	}
+	broken := func(context.Context, *identity.Certificate) error { return errors.New("database is locked") }
+	conflict := func(context.Context, *identity.Certificate) error { return identity.ErrNameTaken } // lost a race
+	for _, tc := range []struct {
+		what      string
+		name      string
+		codeRole  identity.Role
+		enrolled  func(context.Context, *identity.Certificate) error
+		want      wire.Code
+		codeKept  bool
+		wantInMsg string
+	}{
+		{"a taken name", "admin", identity.RoleNode, nil, wire.CodeConflict, true, "taken"},
+		{"a taken name in another case", "ADMIN", identity.RoleNode, nil, wire.CodeConflict, true, "taken"},
+		{"a federated hub's label", "nas@1a2b3c4d", identity.RoleNode, nil, wire.CodeBadRequest, true, "invalid name"},
+		{"an escape sequence", "pi\x1b[2J", identity.RoleNode, nil, wire.CodeBadRequest, true, `\x1b`},
+		{"a code for another role", "pi", identity.RoleClient, nil, wire.CodeForbidden, true, "role"},
+		{"a store that fails", "pi", identity.RoleNode, broken, wire.CodeServiceUnavailable, false, "could not record"},
+		{"a lost race for the name", "pi", identity.RoleNode, conflict, wire.CodeConflict, false, "taken"},
+	} {
+		t.Run(tc.what, func(t *testing.T) {
+			f := newFamily(t)
+			codes := &identity.Codes{}
+			code, _ := identity.NewPairingCode(rand.Reader)
+			codes.Add(code, tc.codeRole, time.Now())
+			enrolled := tc.enrolled
+			if enrolled == nil {
+				enrolled = func(context.Context, *identity.Certificate) error { return nil }
+			}
+			r := &Responder{Config: f.config(f.hub, wire.Tier4)}
+			r.Enrol = (&Enroller{Root: f.root, Codes: codes, NameFree: taken, Enrolled: enrolled}).Handle
+			id, err, serr := enrolOnce(t, f, r, code, tc.name)
+			if id != nil || err == nil || serr == nil || IsEnrolled(serr) {
+				t.Fatalf("enrolled %q: %v / %v", tc.name, err, serr)
+			}
+			if wire.CodeOf(serr) != tc.want {
+				t.Errorf("hub's error %v has code %v, want %v", serr, wire.CodeOf(serr), tc.want)
+			}
+			if !errors.Is(err, ErrPeerError) || !strings.Contains(err.Error(), tc.want.String()) || !strings.Contains(err.Error(), tc.wantInMsg) {
+				t.Errorf("the node was told %v, want %v with %q", err, tc.want, tc.wantInMsg)
+			}
+			if kept := codes.Pending(time.Now()) == 1; kept != tc.codeKept {
+				t.Errorf("code kept: %v, want %v", kept, tc.codeKept)
+			}
+			if tc.codeKept && tc.codeRole == identity.RoleNode { // the person retries with another name
+				if id, err, serr := enrolOnce(t, f, r, code, "laptop"); err != nil || !IsEnrolled(serr) || id.Cert.Name != "laptop" {
+					t.Errorf("retry: %v / %v", err, serr)
+				}
+			}
+		})
+	}
+}
+
+// TestPeerRoles: a node dialing its hub accepts only a hub; the hub,
+// asking nothing of roles, accepts the node.
+func TestPeerRoles(t *testing.T) {
+	f := newFamily(t)
+	impostor := member(t, f.root, identity.RoleClient, "nas")
+	for _, tc := range []struct {
+		what   string
+		server *identity.Identity
+		roles  []identity.Role
+		ok     bool
+	}{
+		{"the hub", f.hub, []identity.Role{identity.RoleHub}, true},
+		{"a client posing as the hub", impostor, []identity.Role{identity.RoleHub}, false},
+		{"a node", member(t, f.root, identity.RoleNode, "pi2"), []identity.Role{identity.RoleHub}, false},
+		{"anyone, when no role is asked", impostor, nil, true},
+	} {
+		ccfg := f.config(f.node, wire.Tier3)
+		ccfg.PeerRoles = tc.roles
+		cc, sc := transport.Pipe()
+		_, cerr, _ := connect(t, cc, sc, ccfg, &Responder{Config: f.config(tc.server, wire.Tier3)})
+		if tc.ok && cerr != nil {
+			t.Errorf("%s: %v", tc.what, cerr)
+		}
+		if !tc.ok && !errors.Is(cerr, ErrPeerRole) {
+			t.Errorf("%s: got %v, want ErrPeerRole", tc.what, cerr)
+		}
 	}
 }

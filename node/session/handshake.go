@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -344,9 +345,19 @@ func (s *Session) verifyAuth(ctx context.Context, m Message, th [32]byte) error 
 		s.sendError(ctx, wire.CodeOf(err), m.Counter, 0, wire.ReasonOf(err))
 		return err
 	}
+	if len(s.cfg.PeerRoles) > 0 && !slices.Contains(s.cfg.PeerRoles, c.Role) {
+		err := fmt.Errorf("%w: %s is a %v, want %v", ErrPeerRole, peerName(c), c.Role, s.cfg.PeerRoles)
+		s.reject(err, "Refused a peer identity")
+		s.sendError(ctx, wire.CodeOf(err), m.Counter, 0, wire.ReasonOf(err))
+		return err
+	}
 	s.peer = c
 	return nil
 }
+
+// ErrPeerRole refuses a peer whose certificate has another role than the
+// session wants (Config.PeerRoles).
+var ErrPeerRole = &wire.Error{Code: wire.CodeUnauthorized, Reason: "the peer has the wrong role"}
 
 // peerError turns a Tier 1-2 ERROR frame received during the handshake
 // into an error; it returns nil for anything else.

@@ -63,6 +63,11 @@ type Config struct {
 	Capabilities []payload.Capability
 	Policy       *Policy
 	Revoked      func(identity.NodeID) bool
+	// PeerRoles, when not empty, are the only roles the peer's certificate
+	// may carry, checked as soon as its SESSION_AUTH verifies: whoever
+	// dials its hub (a node, a client, a bridge member, a federating
+	// hub) accepts only identity.RoleHub. Empty accepts any role.
+	PeerRoles []identity.Role
 
 	// MaxFrame bounds the frames this end sends; larger messages are
 	// fragmented. 0 means wire.MaxFrameSize.

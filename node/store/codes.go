@@ -33,9 +33,11 @@ func (q *CodeQuery) Add(ctx context.Context, code identity.PairingCode, role ide
 	return nil
 }
 
-// Redeem finds the unexpired code whose proof matches, deletes it (only
+// Redeem finds the unexpired code whose proof matches, asks accept (when
+// not nil) whether to go on with the code's role, then deletes it (only
 // one caller can win: the delete must remove the row) and returns it.
-func (q *CodeQuery) Redeem(proof []byte, th [32]byte, pub ed25519.PublicKey, name string, now time.Time) (identity.PairingCode, identity.Role, error) {
+// When accept refuses, the code stays and accept's error is returned.
+func (q *CodeQuery) Redeem(proof []byte, th [32]byte, pub ed25519.PublicKey, name string, now time.Time, accept func(identity.Role) error) (identity.PairingCode, identity.Role, error) {
 	ctx := context.Background()
 	if _, err := q.db.ExecContext(ctx, expireCodesQuery, now.Unix()); err != nil {
 		return "", 0, fmt.Errorf("failed to expire pairing codes: %w", err)
@@ -63,6 +65,11 @@ func (q *CodeQuery) Redeem(proof []byte, th [32]byte, pub ed25519.PublicKey, nam
 		c := identity.PairingCode(r.code)
 		if !c.Check(proof, wire.InitiatorToResponder, th, pub, []byte(name)) {
 			continue
+		}
+		if accept != nil {
+			if err := accept(identity.Role(r.role)); err != nil {
+				return "", 0, err
+			}
 		}
 		res, err := q.db.ExecContext(ctx, deleteCodeQuery, r.code)
 		if err != nil {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"database/sql"
 	"errors"
 	"io/fs"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/myclerk/myclerk-bridge/node/identity"
 	"github.com/myclerk/myclerk-bridge/node/ops"
@@ -279,5 +281,64 @@ func testConcurrentOpen(t *testing.T, b backend) {
 	s := reopen(t, b, dsn)
 	if got, want := countRows(t, s, "schema_version"), knownVersion(t); got != want {
 		t.Errorf("schema_version has %d rows, want %d", got, want)
+	}
+}
+
+// migrateTo opens a fresh database migrated only up to version and
+// returns a store on it (its queries work on that schema) and its DSN.
+func migrateTo(t *testing.T, b backend, version int) (*Store, string) {
+	t.Helper()
+	dsn := b.fresh(t)
+	migs, err := loadMigrations(migrationFiles, "migrations")
+	must(t, err)
+	open := dsn
+	if b.driver == DriverSQLite {
+		open, err = sqliteDSN(dsn)
+		must(t, err)
+	}
+	db, err := sql.Open(b.driver, open)
+	must(t, err)
+	t.Cleanup(func() { db.Close() })
+	s := &Store{db: db, driver: b.driver, Nodes: &NodeQuery{db: db}, Devices: &DeviceQuery{db: db}}
+	must(t, s.upgrade(t.Context(), migs[:version]))
+	return s, dsn
+}
+
+// testUniqueNamesMigration: migration 005 keeps the first enrolled of the
+// live nodes that share a name (in any case) and revokes the later ones
+// as of their enrolment; revoked namesakes and other names are left alone.
+func testUniqueNamesMigration(t *testing.T, b backend) {
+	ctx := t.Context()
+	old, dsn := migrateTo(t, b, 4)
+	rows := []struct {
+		node        *Node
+		wantRevoked time.Time
+	}{
+		{&Node{ID: nodeID(1), Name: "admin", EnrolledAt: at(10)}, time.Time{}},
+		{&Node{ID: nodeID(2), Name: "admin", EnrolledAt: at(20)}, at(20)}, // the impostor
+		{&Node{ID: nodeID(3), Name: "ADMIN", EnrolledAt: at(30)}, at(30)},
+		{&Node{ID: nodeID(4), Name: "admin", EnrolledAt: at(5), RevokedAt: at(6)}, at(6)},
+		{&Node{ID: nodeID(6), Name: "pi", EnrolledAt: at(40)}, at(40)}, // same time: the lower ID keeps it
+		{&Node{ID: nodeID(5), Name: "pi", EnrolledAt: at(40)}, time.Time{}},
+		{&Node{ID: nodeID(7), Name: "nas", EnrolledAt: at(50)}, time.Time{}},
+	}
+	for _, r := range rows {
+		r.node.Role, r.node.Certificate = identity.RoleClient, []byte("c")
+		must(t, old.Nodes.Put(ctx, r.node))
+	}
+	must(t, old.db.Close())
+
+	s := reopen(t, b, dsn)
+	for _, r := range rows {
+		n, err := s.Nodes.Get(ctx, r.node.ID)
+		must(t, err)
+		if !n.RevokedAt.Equal(r.wantRevoked) {
+			t.Errorf("%s %q: revoked at %v, want %v", n.ID, n.Name, n.RevokedAt, r.wantRevoked)
+		}
+	}
+	// The index now refuses a second live "Admin".
+	err := s.Nodes.Put(ctx, &Node{ID: nodeID(8), Name: "Admin", Role: identity.RoleClient, Certificate: []byte("c"), EnrolledAt: at(60)})
+	if err == nil {
+		t.Error("a second live node named Admin was stored")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/myclerk/myclerk-bridge/node/identity"
@@ -25,6 +26,13 @@ const (
 	isNodeRevokedQuery   = `SELECT COUNT(*) FROM nodes WHERE node_id = $1 AND revoked_at IS NOT NULL`
 	listRevokedQuery     = `SELECT node_id FROM nodes WHERE revoked_at IS NOT NULL ORDER BY node_id`
 	setNodeLastSeenQuery = `UPDATE nodes SET last_seen = $2 WHERE node_id = $1`
+	// A name is unique among the nodes that are not revoked, whatever its
+	// ASCII case (migration 005's index).
+	nameTakenQuery   = `SELECT COUNT(*) FROM nodes WHERE lower(name) = lower($1) AND revoked_at IS NULL`
+	insertNodeQuery  = `INSERT INTO nodes (` + nodeColumns + `) VALUES ($1, $2, $3, $4, $5, $6, $7)`
+	revokedNamesakes = `SELECT node_id FROM nodes WHERE lower(name) = lower($1) AND revoked_at IS NOT NULL`
+	namesakeDevices  = `SELECT device_id FROM devices WHERE owner IN (` + revokedNamesakes + `) ORDER BY device_id`
+	handOverDevices  = `UPDATE devices SET owner = $2 WHERE owner IN (` + revokedNamesakes + `)`
 )
 
 // Node is an enrolled node.
@@ -60,7 +68,8 @@ func scanNode(row rowScanner) (*Node, error) {
 	return &n, nil
 }
 
-// Put adds or updates a node. It never lifts a revocation.
+// Put adds or updates a node. It never lifts a revocation. A name another
+// live node holds is refused by the database (use Enrol for new nodes).
 func (q *NodeQuery) Put(ctx context.Context, n *Node) error {
 	_, err := q.db.ExecContext(ctx, putNodeQuery, n.ID[:], n.Name, int64(n.Role), n.Certificate,
 		n.EnrolledAt.Unix(), nullUnix(n.RevokedAt), nullUnix(n.LastSeen))
@@ -134,4 +143,88 @@ func (q *NodeQuery) Seen(ctx context.Context, id identity.NodeID, at time.Time) 
 		return fmt.Errorf("failed to record node %s as seen: %w", id, err)
 	}
 	return nil
+}
+
+// NameTaken reports whether a node that is not revoked holds name (in any
+// ASCII case).
+func (q *NodeQuery) NameTaken(ctx context.Context, name string) (bool, error) {
+	var n int
+	if err := q.db.QueryRowContext(ctx, nameTakenQuery, name).Scan(&n); err != nil {
+		return false, fmt.Errorf("failed to look up the name \"%s\": %w", identity.Printable(name), err)
+	}
+	return n > 0, nil
+}
+
+// Enrol adds a new node. A name a live node holds is refused with
+// identity.ErrNameTaken (the unique index decides a race). The devices of
+// revoked nodes of the same name pass to the new node in the same
+// transaction (a node paired again after its revocation keeps its
+// devices, whose IDs carry the name); Enrol returns their IDs.
+func (q *NodeQuery) Enrol(ctx context.Context, n *Node) (handed []string, err error) {
+	if taken, err := q.NameTaken(ctx, n.Name); err != nil {
+		return nil, err
+	} else if taken {
+		return nil, fmt.Errorf("failed to enrol %q: %w", n.Name, identity.ErrNameTaken)
+	}
+	tx, err := q.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("failed to enrol %q: %w", n.Name, err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, insertNodeQuery, n.ID[:], n.Name, int64(n.Role), n.Certificate,
+		n.EnrolledAt.Unix(), nullUnix(n.RevokedAt), nullUnix(n.LastSeen)); err != nil {
+		tx.Rollback()
+		if taken, terr := q.NameTaken(ctx, n.Name); terr == nil && taken {
+			err = identity.ErrNameTaken // another enrolment won the race
+		}
+		return nil, fmt.Errorf("failed to enrol %q: %w", n.Name, err)
+	}
+	rows, err := tx.QueryContext(ctx, namesakeDevices, n.Name)
+	ids, err := collect(rows, err, func(row rowScanner) (*string, error) {
+		var id string
+		return &id, row.Scan(&id)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("failed to find the devices of %q's revoked namesakes: %w", n.Name, err)
+	}
+	if len(ids) > 0 {
+		if _, err := tx.ExecContext(ctx, handOverDevices, n.Name, n.ID[:]); err != nil {
+			return nil, fmt.Errorf("failed to hand the devices of %q's revoked namesakes over: %w", n.Name, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("failed to enrol %q: %w", n.Name, err)
+	}
+	for _, id := range ids {
+		handed = append(handed, *id)
+	}
+	return handed, nil
+}
+
+// ErrAmbiguous means a name is held by more than one node that is not
+// revoked (a database from before names were unique).
+var ErrAmbiguous = errors.New("store: more than one node has this name")
+
+// Find returns the node that is not revoked whose name is nameOrID (in
+// any ASCII case) or whose node ID is nameOrID in hex. It returns
+// ErrNotFound when there is none and ErrAmbiguous when a name fits more
+// than one: then the caller must give the node ID.
+func (q *NodeQuery) Find(ctx context.Context, nameOrID string) (*Node, error) {
+	nodes, err := q.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var found []*Node
+	for _, n := range nodes {
+		if !n.Revoked() && (strings.EqualFold(n.Name, nameOrID) || strings.EqualFold(n.ID.String(), nameOrID)) {
+			found = append(found, n)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return nil, fmt.Errorf("no enrolled, unrevoked node is named \"%s\" or has that ID: %w", identity.Printable(nameOrID), ErrNotFound)
+	case 1:
+		return found[0], nil
+	}
+	return nil, fmt.Errorf("\"%s\" names %d nodes; give the node ID: %w", identity.Printable(nameOrID), len(found), ErrAmbiguous)
 }

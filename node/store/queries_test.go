@@ -542,18 +542,24 @@ func testPairingCodes(t *testing.T, b backend) {
 		th := [32]byte{7}
 		pub := make([]byte, 32)
 		proof := code.Proof(wire.InitiatorToResponder, th, pub, []byte("phone"))
-		if _, _, err := s.Codes.Redeem(proof, th, pub, "tablet", now); !errors.Is(err, identity.ErrPairing) {
+		if _, _, err := s.Codes.Redeem(proof, th, pub, "tablet", now, nil); !errors.Is(err, identity.ErrPairing) {
 			t.Errorf("proof for another name: %v", err)
 		}
-		got, role, err := s.Codes.Redeem(proof, th, pub, "phone", now)
+		// A refusal by accept (a taken name) leaves the code usable.
+		var asked identity.Role
+		refuse := func(r identity.Role) error { asked = r; return identity.ErrNameTaken }
+		if _, _, err := s.Codes.Redeem(proof, th, pub, "phone", now, refuse); !errors.Is(err, identity.ErrNameTaken) || asked != identity.RoleClient {
+			t.Errorf("refused redeem: %v, asked with %v", err, asked)
+		}
+		got, role, err := s.Codes.Redeem(proof, th, pub, "phone", now, func(identity.Role) error { return nil })
 		if err != nil || got != code || role != identity.RoleClient {
 			t.Fatalf("redeem: %v %v %v", got, role, err)
 		}
-		if _, _, err := s.Codes.Redeem(proof, th, pub, "phone", now); !errors.Is(err, identity.ErrPairing) {
+		if _, _, err := s.Codes.Redeem(proof, th, pub, "phone", now, nil); !errors.Is(err, identity.ErrPairing) {
 			t.Errorf("second redeem: %v", err)
 		}
 		s.Codes.Add(ctx, code, identity.RoleNode, now)
-		if _, _, err := s.Codes.Redeem(proof, th, pub, "phone", now.Add(identity.PairingLifetime)); !errors.Is(err, identity.ErrPairing) {
+		if _, _, err := s.Codes.Redeem(proof, th, pub, "phone", now.Add(identity.PairingLifetime), nil); !errors.Is(err, identity.ErrPairing) {
 			t.Errorf("expired code: %v", err)
 		}
 	}
@@ -650,5 +656,62 @@ func testFederations(t *testing.T, b backend) {
 	}
 	if l, err := s.Federations.List(ctx); err != nil || len(l) != 1 {
 		t.Errorf("List = %d, %v", len(l), err)
+	}
+}
+
+// testUniqueNames: Enrol refuses a name a live node holds (any case),
+// allows a revoked node's name and hands its devices to the new node in
+// the same step; Put cannot make a duplicate either.
+func testUniqueNames(t *testing.T, b backend) {
+	ctx := t.Context()
+	s, _ := open(t, b)
+	pi := testNode(1, "pi")
+	if handed, err := s.Nodes.Enrol(ctx, pi); err != nil || len(handed) != 0 {
+		t.Fatalf("Enrol(pi) = %v, %v", handed, err)
+	}
+	must(t, s.Devices.Put(ctx, &Device{ID: "pi/serial0", Owner: pi.ID, Kind: "serial", AnnouncedAt: at(1)}))
+	must(t, s.Devices.Put(ctx, &Device{ID: "pi/temp", Owner: pi.ID, Kind: "sensor", AnnouncedAt: at(1)}))
+	must(t, s.Devices.Put(ctx, &Device{ID: "nas/disk", Owner: nodeID(7), Kind: "disk", AnnouncedAt: at(1)}))
+
+	for _, tc := range []struct {
+		node *Node
+		want error // nil: enrolled
+	}{
+		{testNode(2, "pi"), identity.ErrNameTaken},
+		{testNode(3, "PI"), identity.ErrNameTaken},
+		{testNode(4, "pi2"), nil},
+	} {
+		_, err := s.Nodes.Enrol(ctx, tc.node)
+		if tc.want == nil && err != nil || tc.want != nil && !errors.Is(err, tc.want) {
+			t.Errorf("Enrol(%q) = %v, want %v", tc.node.Name, err, tc.want)
+		}
+		if errors.Is(err, identity.ErrNameTaken) && wire.CodeOf(err) != wire.CodeConflict {
+			t.Errorf("Enrol(%q): code %v, want CONFLICT", tc.node.Name, wire.CodeOf(err))
+		}
+	}
+	if err := s.Nodes.Put(ctx, testNode(5, "Pi")); err == nil {
+		t.Error("Put stored a second live node named Pi")
+	}
+	if taken, err := s.Nodes.NameTaken(ctx, "pI"); err != nil || !taken {
+		t.Errorf("NameTaken(pI) = %v, %v; want true", taken, err)
+	}
+
+	// Pairing again after a revocation takes the name and the devices.
+	must(t, s.Nodes.Revoke(ctx, pi.ID, at(30)))
+	again := testNode(6, "pi")
+	handed, err := s.Nodes.Enrol(ctx, again)
+	must(t, err)
+	if want := []string{"pi/serial0", "pi/temp"}; !reflect.DeepEqual(handed, want) {
+		t.Errorf("handed over %v, want %v", handed, want)
+	}
+	for id, owner := range map[string]identity.NodeID{"pi/serial0": again.ID, "pi/temp": again.ID, "nas/disk": nodeID(7)} {
+		d, err := s.Devices.Get(ctx, id)
+		must(t, err)
+		if d.Owner != owner {
+			t.Errorf("%s is owned by %s, want %s", id, d.Owner, owner)
+		}
+	}
+	if _, err := s.Nodes.Enrol(ctx, testNode(8, "pi")); !errors.Is(err, identity.ErrNameTaken) {
+		t.Errorf("Enrol of a third pi = %v, want ErrNameTaken", err)
 	}
 }

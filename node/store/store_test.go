@@ -41,6 +41,8 @@ var suite = []struct {
 	{"ConcurrentOpen", testConcurrentOpen},
 	{"Family", testFamily},
 	{"Nodes", testNodes},
+	{"UniqueNames", testUniqueNames},
+	{"UniqueNamesMigration", testUniqueNamesMigration},
 	{"Devices", testDevices},
 	{"Routes", testRoutes},
 	{"ACLs", testACLs},
