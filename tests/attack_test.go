@@ -2,12 +2,14 @@ package tests
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -26,53 +28,106 @@ import (
 	"github.com/myclerk/myclerk-bridge/node/identity"
 	"github.com/myclerk/myclerk-bridge/node/ops"
 	"github.com/myclerk/myclerk-bridge/node/runtime"
+	"github.com/myclerk/myclerk-bridge/node/store"
 	"github.com/myclerk/myclerk-bridge/node/transport"
 	"github.com/myclerk/myclerk-bridge/wire"
 	"github.com/myclerk/myclerk-bridge/wire/payload"
 )
 
-// attackHub is the built hub with TCP, WebSocket, metrics and a real NATS
-// server, and one enrolled client.
+// attackHub is the built hub with TCP, WebSocket, metrics and a real
+// nats-server, and one enrolled client on NATS. The nats-server has the
+// family's credentials (`myclerk-bridge nats-config`) and one more user,
+// the attacker, who may publish and subscribe anywhere: a family whose
+// server leaks, or a credential stolen, must still find the sessions
+// deaf to what they did not authenticate.
 type attackHub struct {
 	hub              *proc
 	tcp, ws, metrics string
-	nats             *natsServer
+	natsURL          string
 	member           *client.Client
 	family           identity.FamilyID
 	node             string
 }
 
+// attacker is the extra user of the attack hub's nats-server.
+const attackerUser, attackerPassword = "attacker", "attack"
+
 func startAttackHub(t *testing.T) *attackHub {
 	t.Helper()
+	bin := natsBinary()
+	if bin == "" {
+		t.Skip("no nats-server binary")
+	}
 	dir := t.TempDir()
-	ns := startNATS(t, freePort(t))
-	t.Cleanup(ns.stop)
-	tcpPort, wsPort, metricsPort := freePort(t), freePort(t), freePort(t)
-	cfg := fmt.Sprintf("role: hub\nname: nas\ndata_dir: ./hub\nlisten: {tcp: 127.0.0.1:%d, websocket: 127.0.0.1:%d, metrics: 127.0.0.1:%d}\nnats: {url: %q}\n",
-		tcpPort, wsPort, metricsPort, ns.url)
-	os.WriteFile(filepath.Join(dir, "hub.yaml"), []byte(cfg), 0o600)
-	a := &attackHub{hub: start(t, dir, "hub", "-config", "hub.yaml", "-invite", "client"), nats: ns,
-		tcp: fmt.Sprintf("127.0.0.1:%d", tcpPort), ws: fmt.Sprintf("ws://127.0.0.1:%d/myclerk", wsPort),
-		metrics: fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort)}
-	code := ""
-	for _, l := range a.hub.until(t, regexp.MustCompile(`^On the new machine`)) {
-		if c := regexp.MustCompile(`[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}`).FindString(l); c != "" {
-			code = c
-		}
+	natsPort, tcpPort, wsPort, metricsPort := freePort(t), freePort(t), freePort(t), freePort(t)
+	natsURL := fmt.Sprintf("nats://127.0.0.1:%d", natsPort)
+	cfgPath := filepath.Join(dir, "hub.yaml")
+	yaml := fmt.Sprintf("role: hub\nname: nas\ndata_dir: %q\nlisten: {tcp: 127.0.0.1:%d, websocket: 127.0.0.1:%d, metrics: 127.0.0.1:%d, nats: ''}\nnats: {url: %q}\n",
+		filepath.Join(dir, "hub"), tcpPort, wsPort, metricsPort, natsURL)
+	if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
 	}
-	if r := runBin(t, dir, "pair", "-hub", "tcp://"+a.tcp, "-code", code, "-name", "phone", "-role", "client", "-data", "./phone"); r.code != 0 {
-		t.Fatalf("pair: %s %s", r.stdout, r.stderr)
-	}
-	c := config.Default()
-	c.DataDir = filepath.Join(dir, "phone")
-	id, root, err := runtime.LoadMember(c)
+	c, err := config.Load(cfgPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.family, a.node = identity.FamilyOf(root), id.Cert.Node.String()
-	ep, _ := runtime.ParseEndpoint(ns.url)
+	// The family, and a member enrolled as pairing would leave it.
 	ctx, cancel := context.WithCancel(context.Background())
-	s, done, err := runtime.Open(ctx, c, ep, id, root, nil, zerolog.Nop())
+	root, _, err := runtime.LoadOrCreateFamily(c, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv, nodeID, err := identity.NewNodeKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := root.Issue(nodeID, identity.RoleClient, "phone", priv.Public().(ed25519.PublicKey), time.Now(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := runtime.OpenStore(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb, _ := cert.Marshal()
+	if err := st.Nodes.Put(ctx, &store.Node{ID: nodeID, Name: "phone", Role: identity.RoleClient, Certificate: cb, EnrolledAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	block, err := runtime.NATSConfig(ctx, c, st)
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	block = strings.Replace(block, "users = [\n", fmt.Sprintf("users = [\n    {user: %s, password: %s, permissions: {publish: \">\", subscribe: \">\"}}\n", attackerUser, attackerPassword), 1)
+	serverCfg := filepath.Join(dir, "nats.conf")
+	os.WriteFile(serverCfg, []byte(fmt.Sprintf("listen: 127.0.0.1:%d\nmax_payload: 2MB\n%s", natsPort, block)), 0o600)
+	ns := exec.Command(bin, "-c", serverCfg)
+	var nsLog strings.Builder
+	ns.Stderr = &nsLog
+	if err := ns.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Process.Kill(); ns.Wait() })
+	for i := 0; ; i++ {
+		if conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", natsPort)); err == nil {
+			conn.Close()
+			break
+		}
+		if i == 100 {
+			t.Fatalf("nats-server did not start: %s", nsLog.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	a := &attackHub{hub: start(t, dir, "hub", "-config", cfgPath), natsURL: natsURL,
+		tcp: fmt.Sprintf("127.0.0.1:%d", tcpPort), ws: fmt.Sprintf("ws://127.0.0.1:%d/myclerk", wsPort),
+		metrics: fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort)}
+	a.hub.until(t, regexp.MustCompile(`^MyClerk hub .* is running`))
+	a.family, a.node = root.Family(), nodeID.String()
+	mc := config.Default()
+	mc.Role, mc.Name, mc.DataDir = "node", "phone", filepath.Join(dir, "phone")
+	ep, _ := runtime.ParseEndpoint(natsURL)
+	s, done, err := runtime.Open(ctx, mc, ep, &identity.Identity{Cert: cert, Private: priv}, root.Public(), nil, zerolog.Nop())
 	if err != nil {
 		cancel()
 		t.Fatal(err)
@@ -133,18 +188,17 @@ func (a *attackHub) logSize(t *testing.T) int64 {
 	return st.Size()
 }
 
-// injector is a NATS connection for an attacker; it uses the credentials
-// in MYCLERK_TEST_NATS_CREDS when set, and skips the test when the server
-// refuses it.
+// injector is the attacker's NATS connection; a stranger without
+// credentials is refused first.
 func injector(t *testing.T, url string) *nats.Conn {
 	t.Helper()
-	var opts []nats.Option
-	if creds := os.Getenv("MYCLERK_TEST_NATS_CREDS"); creds != "" {
-		opts = append(opts, nats.UserCredentials(creds))
+	if nc, err := nats.Connect(url); err == nil {
+		nc.Close()
+		t.Fatal("the family's nats-server let in a client without credentials")
 	}
-	nc, err := nats.Connect(url, opts...)
+	nc, err := nats.Connect(url, nats.UserInfo(attackerUser, attackerPassword))
 	if err != nil {
-		t.Skipf("the NATS server refused an attacker's connection: %v", err)
+		t.Fatalf("the attacker's user: %v", err)
 	}
 	t.Cleanup(nc.Close)
 	return nc
@@ -160,7 +214,7 @@ func plainFrame(op wire.Op, seq uint8, body []byte) []byte {
 // none, and the member's calls are answered only by the hub.
 func TestPlaintextInjectionOverNATS(t *testing.T) {
 	a := startAttackHub(t)
-	nc := injector(t, a.nats.url)
+	nc := injector(t, a.natsURL)
 	// The member's end: what the hub sends there shows whether it answers.
 	prefix := "myclerk." + a.family.String() + "." + a.node + ".c."
 	toMember := make(chan *nats.Msg, 1024)
@@ -241,6 +295,51 @@ func TestPlaintextInjectionOverNATS(t *testing.T) {
 	}
 }
 
+// sealedUpload is a stranger that completes SESSION_INIT/ACK, as anyone
+// may, and then uploads sealed fragments of a message that never ends,
+// without ever proving who it is: before the gate, each such connection
+// made the hub hold 16 MiB.
+func sealedUpload(ctx context.Context, c net.Conn) {
+	st := transport.NewStream(c)
+	priv, err := wire.GenerateKey(rand.Reader)
+	if err != nil {
+		return
+	}
+	pub := [32]byte(priv.PublicKey().Bytes())
+	var nonce [8]byte
+	rand.Read(nonce[:])
+	init := payload.SessionInit{Nonce: nonce, Timestamp: uint64(time.Now().Unix()), RequestedTier: 3, HasRequestedTier: true}
+	body, _ := init.Marshal()
+	initFrame, err := wire.AppendHandshake(nil, &wire.Header{Tier: wire.Tier4, Op: wire.OpSessionInit, Timestamp: uint32(time.Now().Unix()), PublicKey: pub}, body)
+	if err != nil || st.WriteFrame(ctx, initFrame) != nil {
+		return
+	}
+	ackFrame, err := st.ReadFrame(ctx)
+	if err != nil {
+		return
+	}
+	f, err := wire.ParseHandshake(ackFrame)
+	var ack payload.SessionAck
+	if err != nil || f.Header.Op != wire.OpSessionAck || ack.Unmarshal(f.Body) != nil {
+		return
+	}
+	shared, err := wire.SharedSecret(priv, f.Header.PublicKey)
+	if err != nil {
+		return
+	}
+	sec := wire.SessionSecrets{SessionKey: wire.SessionKey(shared, nonce, ack.Nonce), TranscriptHash: wire.TranscriptHash(initFrame, ackFrame),
+		InitiatorKey: pub, ResponderKey: f.Header.PublicKey, AEAD: payload.SelectAEAD(ack.SelectedCapabilities)}
+	sealer := wire.NewSealer(&sec, wire.InitiatorToResponder, time.Now())
+	chunk := make([]byte, 60<<10)
+	for i := 0; i < 1000 && ctx.Err() == nil; i++ { // 60 MB of one message
+		h := wire.Header{Tier: wire.Tier3, Encrypted: true, Fragmented: true, Op: wire.OpStreamData, SessionID: ack.SessionID}
+		b, err := sealer.Seal(nil, &h, &wire.FragmentHeader{MessageID: 1, Index: uint16(i), Total: 1000}, chunk, time.Now())
+		if err != nil || st.WriteFrame(ctx, b) != nil {
+			return
+		}
+	}
+}
+
 // TestStrangersBounded: 64 strangers on TCP, WebSocket and NATS flood the
 // built hub with frames, handshakes, silence and slowness; its memory,
 // goroutines and log stay bounded, come back afterwards, and the member is
@@ -250,7 +349,7 @@ func TestStrangersBounded(t *testing.T) {
 		t.Skip("attack test")
 	}
 	a := startAttackHub(t)
-	nc := injector(t, a.nats.url)
+	nc := injector(t, a.natsURL)
 	time.Sleep(time.Second)
 	baseRSS, baseG, baseLog := a.rss(t), a.goroutines(t), a.logSize(t)
 	t.Logf("before: RSS %d MiB, %d goroutines, log %d bytes", baseRSS, baseG, baseLog)
@@ -292,6 +391,8 @@ func TestStrangersBounded(t *testing.T) {
 				c.Read(buf)
 			case 2: // idle
 				<-ctx.Done()
+			case 4: // a real handshake, then sealed fragments before SESSION_AUTH
+				sealedUpload(ctx, c)
 			case 3: // slow: one byte a second of a large frame
 				c.Write([]byte{0, 0x0f, 0, 0})
 				for ctx.Err() == nil {
@@ -354,6 +455,8 @@ func TestStrangersBounded(t *testing.T) {
 			go wsFlood()
 		case i < 48:
 			go natsFlood(i)
+		case i < 56:
+			go tcpFlood(4)
 		default:
 			go tcpFlood(1)
 		}

@@ -106,6 +106,17 @@ var handlers = map[wire.Op]handler{
 // when the caller's attested mode allows the op.
 func (a *Agent) dispatch(ctx context.Context, s *session.Session, byID map[string]Device, m session.Message) error {
 	e, _ := optable.Lookup(m.Op)
+	if m.Op == wire.OpError {
+		// The hub refused something this node pushed (an announcement
+		// over a limit): nothing to answer, but the person running the
+		// node must see why.
+		var pe payload.Error
+		if err := pe.Unmarshal(m.Payload); err != nil {
+			return err
+		}
+		a.Log.Warn().Stringer("code", pe.Code).Str("message", pe.Message).Msg("The hub refused what this node sent")
+		return nil
+	}
 	if e.Server != optable.Owner {
 		a.Log.Debug().Stringer("op", m.Op).Msg("Ignored an operation a node does not serve")
 		return nil

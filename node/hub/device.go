@@ -82,14 +82,23 @@ func (h *Hub) configured(owner *identity.Certificate, r *ops.Reply) {
 	}
 }
 
-// announce takes a node's list of its devices (DEVICE_ANNOUNCE).
-func (h *Hub) announce(_ context.Context, s *session.Session, peer *identity.Certificate, p []byte) error {
+// announce takes a node's list of its devices (DEVICE_ANNOUNCE), whole or
+// not at all: one over the limits of node/ops is answered ERROR and
+// changes nothing.
+func (h *Hub) announce(ctx context.Context, s *session.Session, peer *identity.Certificate, p []byte) error {
 	var a ops.Announce
 	if err := ops.Unmarshal(p, &a); err != nil {
-		return err
+		return sendError(ctx, s, 0, fmt.Errorf("DEVICE_ANNOUNCE from %s: %w", peer.Name, err))
+	}
+	if err := ops.CheckAnnounce(&a); err != nil {
+		return sendError(ctx, s, 0, fmt.Errorf("DEVICE_ANNOUNCE from %s refused: %w", peer.Name, err))
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if n := h.othersDevices(peer.Node) + len(a.Devices); n > ops.MaxDevices {
+		return sendError(ctx, s, 0, fmt.Errorf("DEVICE_ANNOUNCE from %s refused: the family would have %d devices, at most %d: %w",
+			peer.Name, n, ops.MaxDevices, ops.ErrAnnounce))
+	}
 	h.owners[peer.Node] = s
 	for _, dv := range a.Devices {
 		if dv.ID == "" {
@@ -112,6 +121,17 @@ func (h *Hub) announce(_ context.Context, s *session.Session, peer *identity.Cer
 	}
 	h.cfg.Log.Info().Str("node", peer.Name).Int("devices", len(a.Devices)).Msg("A node announced its devices")
 	return nil
+}
+
+// othersDevices counts the devices of nodes other than node; h.mu is held.
+func (h *Hub) othersDevices(node identity.NodeID) int {
+	n := 0
+	for _, d := range h.devices {
+		if d.owner != node {
+			n++
+		}
+	}
+	return n
 }
 
 // event forwards a device event from its owner to the subscribers and to

@@ -3,6 +3,7 @@ package hub_test
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
 	"testing"
 	"time"
 
@@ -213,5 +214,83 @@ func TestRelayCarriesCaller(t *testing.T) {
 	var e payload.Error
 	if r.Op != wire.OpError || e.Unmarshal(r.Payload) != nil || e.RefSeq != 7 || e.Code != wire.CodeBadRequest {
 		t.Fatalf("phone got %v %+v", r.Op, e)
+	}
+}
+
+// TestAnnounceLimits: an announcement over a limit is refused whole with
+// a clear ERROR to its node, and listing devices keeps working for
+// everyone (it used to fail for every client once a node had announced
+// more devices than an answer can carry).
+func TestAnnounceLimits(t *testing.T) {
+	w := newWorld(t, hub.Config{DefaultMode: ops.ModeReadWrite})
+	phone := newClient(t, w.Connect(w.Member(identity.RoleClient, "phone")))
+	devices := func(n int) []ops.Device {
+		out := make([]ops.Device, n)
+		for i := range out {
+			out[i] = ops.Device{ID: fmt.Sprintf("d%d", i), Kind: "sensor"}
+		}
+		return out
+	}
+	var req uint32
+	announce := func(s *session.Session, devs []ops.Device) wire.Code {
+		t.Helper()
+		b, _ := ops.Marshal(ops.Announce{Devices: devs})
+		if err := s.Send(context.Background(), wire.OpDeviceAnnounce, b); err != nil {
+			t.Fatal(err)
+		}
+		// An accepted announcement is not answered: ask for the list
+		// (answered after the announcement, in order) to know it was taken.
+		req++
+		lb, _ := ops.Marshal(ops.Request{Req: req})
+		s.Send(context.Background(), wire.OpDeviceList, lb)
+		code := wire.CodeOK
+		for {
+			m, err := s.Recv(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var r ops.Reply
+			var e payload.Error
+			switch {
+			case m.Op == wire.OpError && e.Unmarshal(m.Payload) == nil && e.RefSeq == 0:
+				code = e.Code
+			case m.Op == wire.OpDeviceList && ops.Unmarshal(m.Payload, &r) == nil && r.Req == req:
+				return code
+			}
+		}
+	}
+	pi := w.Connect(w.Member(identity.RoleNode, "pi"))
+	if code := announce(pi, devices(2)); code != wire.CodeOK {
+		t.Fatalf("two devices: %v", code)
+	}
+	if code := announce(pi, devices(ops.MaxDevicesPerNode+1)); code != wire.CodeTooLarge {
+		t.Errorf("%d devices: %v, want TOO_LARGE", ops.MaxDevicesPerNode+1, code)
+	}
+	if code := announce(pi, devices(12290)); code != wire.CodeBadRequest {
+		t.Errorf("12,290 devices: %v, want BAD_REQUEST (more entries than a payload may declare)", code)
+	}
+	bad := []ops.Device{{ID: "ok"}, {ID: "a/b"}}
+	if code := announce(pi, bad); code != wire.CodeBadRequest {
+		t.Errorf("a bad device ID: %v, want BAD_REQUEST", code)
+	}
+	if r, code := phone.do(wire.OpDeviceList, ops.Request{}); code != wire.CodeOK || len(r.Devices) != 2 {
+		t.Fatalf("after the refused announcements: %v, %d devices (want the first 2)", code, len(r.Devices))
+	}
+	// The family as a whole: 16 full nodes fit, the 17th does not.
+	for i := 0; i < ops.MaxDevices/ops.MaxDevicesPerNode; i++ {
+		s := w.Connect(w.Member(identity.RoleNode, fmt.Sprintf("n%d", i)))
+		devs := devices(ops.MaxDevicesPerNode)
+		if i == 0 {
+			devs = devs[:ops.MaxDevicesPerNode-2] // pi has 2
+		}
+		if code := announce(s, devs); code != wire.CodeOK {
+			t.Fatalf("node %d: %v", i, code)
+		}
+	}
+	if code := announce(w.Connect(w.Member(identity.RoleNode, "last")), devices(1)); code != wire.CodeTooLarge {
+		t.Errorf("over the family's limit: %v", code)
+	}
+	if r, code := phone.do(wire.OpDeviceList, ops.Request{}); code != wire.CodeOK || len(r.Devices) != ops.MaxDevices {
+		t.Errorf("a full family: %v, %d devices", code, len(r.Devices))
 	}
 }
