@@ -13,6 +13,7 @@ import (
 
 	"github.com/myclerk/myclerk-bridge/node/ratelog"
 	"github.com/myclerk/myclerk-bridge/node/transport"
+	"github.com/myclerk/myclerk-bridge/node/transport/transporttest"
 	"github.com/myclerk/myclerk-bridge/wire"
 	"github.com/myclerk/myclerk-bridge/wire/payload"
 )
@@ -357,3 +358,25 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 	return s.b.Write(p)
 }
 func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// TestStrangerLargeFrameRefusedByItsPrefix: over TCP a stranger's first
+// frame over PreAuthMaxFrame is refused by its length prefix: the
+// responder neither waits for nor holds its body.
+func TestStrangerLargeFrameRefusedByItsPrefix(t *testing.T) {
+	f := newFamily(t)
+	r := &Responder{Config: f.config(f.hub, wire.Tier3)}
+	c, s := transporttest.LoopbackTCP(t)
+	done := make(chan error, 1)
+	go func() { _, err := r.Accept(context.Background(), transport.NewStream(s)); done <- err }()
+	if _, err := c.Write([]byte{0, 0x0f, 0, 0, 0x20, 1, 2, 3}); err != nil { // 1 MiB announced, 4 bytes sent
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, wire.ErrTooLarge) {
+			t.Errorf("Accept: %v, want a frame too large", err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("the responder waits for the body of a 1 MiB frame from a stranger")
+	}
+}

@@ -151,6 +151,11 @@ func (r *Responder) accept(ctx context.Context, conn transport.Conn) (*Session, 
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout) // the earlier of the two deadlines
 	defer cancel()
+	// A stranger's frames are refused over PreAuthMaxFrame before the
+	// transport holds them, where it can (§P41); trusted lifts it.
+	if l, ok := conn.(transport.ReadLimiter); ok {
+		l.SetReadLimit(wire.PreAuthMaxFrame)
+	}
 
 	initFrame, err := conn.ReadFrame(ctx)
 	if err != nil {
@@ -238,6 +243,7 @@ func (r *Responder) accept(ctx context.Context, conn transport.Conn) (*Session, 
 		if err := s.verifyAuth(ctx, first, sec.TranscriptHash); err != nil {
 			return nil, err
 		}
+		s.trusted() // before our SESSION_AUTH: the peer may send anything after it
 		if err := s.sendAuth(ctx, sec.TranscriptHash); err != nil {
 			return nil, err
 		}
@@ -268,6 +274,7 @@ func (r *Responder) accept(ctx context.Context, conn transport.Conn) (*Session, 
 // established ends the handshake phase and counts the session. The peer
 // is authenticated now: it gets the full reassembly limits.
 func (s *Session) established() {
+	s.trusted()
 	s.handshaking = false
 	s.reasm = frag.NewReassembler(frag.DefaultLimits())
 	if s.closed.Load() {
@@ -275,6 +282,14 @@ func (s *Session) established() {
 	}
 	s.counted = true
 	s.cfg.Metrics.SessionOpened()
+}
+
+// trusted lifts the transport's limit on frames once the peer is
+// authenticated.
+func (s *Session) trusted() {
+	if l, ok := s.conn.(transport.ReadLimiter); ok {
+		l.SetReadLimit(wire.MaxFrameSize)
+	}
 }
 
 // readHandshakeMessage reads the next application message during the

@@ -10,6 +10,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/myclerk/myclerk-bridge/wire"
@@ -24,7 +25,15 @@ type Stream struct {
 	wmu  sync.Mutex
 	wbuf []byte // prefix and frame, written in one call; guarded by wmu
 	hdr  [wire.LengthPrefixSize]byte
+	// limit bounds the frames read (SetReadLimit); 0 is wire.MaxFrameSize.
+	limit atomic.Int32
 }
+
+var _ ReadLimiter = (*Stream)(nil)
+
+// SetReadLimit refuses frames over n bytes from the next one read, before
+// reading them.
+func (s *Stream) SetReadLimit(n int) { s.limit.Store(int32(min(n, wire.MaxFrameSize))) }
 
 // NewStream wraps an established net.Conn.
 func NewStream(c net.Conn) *Stream {
@@ -47,9 +56,12 @@ func watch(ctx context.Context, set func(time.Time) error) func() {
 	if d, ok := ctx.Deadline(); ok {
 		set(d)
 	}
-	stop := context.AfterFunc(ctx, func() { set(time.Unix(1, 0)) })
+	fired := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() { set(time.Unix(1, 0)); close(fired) })
 	return func() {
-		stop()
+		if !stop() {
+			<-fired // the deadline is being moved now: not both at once (a WebSocket's setters are not safe for that)
+		}
 		set(time.Time{})
 	}
 }
@@ -84,6 +96,9 @@ func (s *Stream) ReadFrameInto(ctx context.Context, buf []byte) ([]byte, error) 
 	n, err := wire.ParseLengthPrefix(s.hdr[:])
 	if err != nil {
 		return nil, fmt.Errorf("length prefix %x: %w", s.hdr, err)
+	}
+	if lim := int(s.limit.Load()); lim > 0 && n > lim {
+		return nil, fmt.Errorf("a frame of %d bytes, over the limit of %d: %w", n, lim, wire.ErrTooLarge)
 	}
 	// Grow the buffer as the bytes arrive: a peer that announces a large
 	// frame and sends it slowly holds no more memory than it has sent.

@@ -48,3 +48,12 @@ type HeadroomWriter interface {
 type ReaderInto interface {
 	ReadFrameInto(ctx context.Context, buf []byte) ([]byte, error)
 }
+
+// ReadLimiter is a Conn whose reader refuses a frame over a limit before
+// it holds the frame's bytes: a stream checks the length prefix, a
+// WebSocket counts the message as it arrives. A responder holds a peer to
+// a small limit until the peer has authenticated (PROFILE.md §P41); a
+// refused frame ends the connection. 0 is wire.MaxFrameSize.
+type ReadLimiter interface {
+	SetReadLimit(n int)
+}

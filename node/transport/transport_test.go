@@ -191,3 +191,45 @@ func TestStreamReadsLargeFramesInPieces(t *testing.T) {
 		t.Fatalf("truncated frame: %v", err)
 	}
 }
+
+// TestReadLimit: with a read limit, a stream refuses a frame by its length
+// prefix before its body arrives, and a WebSocket a message once it grows
+// past the limit; frames within the limit, and larger ones once the limit
+// is lifted, still arrive.
+func TestReadLimit(t *testing.T) {
+	for name, pair := range map[string]pairFunc{"tcp": tcpPair, "websocket": wsPair} {
+		t.Run(name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			c, s := pair(t)
+			l := s.(ReadLimiter)
+			l.SetReadLimit(1024)
+			if err := c.WriteFrame(ctx, make([]byte, 1024)); err != nil {
+				t.Fatal(err)
+			}
+			if b, err := s.ReadFrame(ctx); err != nil || len(b) != 1024 {
+				t.Fatalf("a frame at the limit: %d bytes, %v", len(b), err)
+			}
+			l.SetReadLimit(0)
+			if err := c.WriteFrame(ctx, make([]byte, 64<<10)); err != nil {
+				t.Fatal(err)
+			}
+			if b, err := s.ReadFrame(ctx); err != nil || len(b) != 64<<10 {
+				t.Fatalf("a large frame with the limit lifted: %d bytes, %v", len(b), err)
+			}
+			l.SetReadLimit(1024)
+			go c.WriteFrame(ctx, make([]byte, 1025))
+			if _, err := s.ReadFrame(ctx); !errors.Is(err, wire.ErrTooLarge) {
+				t.Fatalf("a frame over the limit: %v", err)
+			}
+		})
+	}
+	// A stream decides on the prefix alone: the body never has to come.
+	c1, c2 := net.Pipe()
+	s := NewStream(c2)
+	s.SetReadLimit(8 << 10)
+	go c1.Write([]byte{0, 0x0f, 0, 0, 0x18})
+	if _, err := s.ReadFrame(context.Background()); !errors.Is(err, wire.ErrTooLarge) {
+		t.Fatalf("a 1 MiB prefix over an 8 KiB limit: %v", err)
+	}
+}

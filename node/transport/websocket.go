@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -27,7 +29,15 @@ type WebSocket struct {
 	in   chan wsResult
 	done chan struct{}
 	once sync.Once
+	// limit bounds each message read (SetReadLimit); 0 is wire.MaxFrameSize.
+	limit atomic.Int64
 }
+
+var _ ReadLimiter = (*WebSocket)(nil)
+
+// SetReadLimit refuses messages over n bytes, counted as they arrive,
+// from the next one on.
+func (w *WebSocket) SetReadLimit(n int) { w.limit.Store(int64(min(n, wire.MaxFrameSize))) }
 
 type wsResult struct {
 	b   []byte
@@ -103,7 +113,18 @@ func (w *WebSocket) ReadFrame(ctx context.Context) ([]byte, error) {
 }
 
 func (w *WebSocket) read() ([]byte, error) {
-	t, b, err := w.c.ReadMessage()
+	t, r, err := w.c.NextReader()
+	var b []byte
+	if err == nil {
+		lim := w.limit.Load()
+		if lim <= 0 {
+			lim = wire.MaxFrameSize
+		}
+		// Grows as the message arrives, and stops one byte past the limit.
+		if b, err = io.ReadAll(io.LimitReader(r, lim+1)); err == nil && int64(len(b)) > lim {
+			return nil, fmt.Errorf("a websocket message over %d bytes: %w", lim, wire.ErrTooLarge)
+		}
+	}
 	if err != nil {
 		var ce *websocket.CloseError
 		if errors.As(err, &ce) || errors.Is(err, websocket.ErrCloseSent) {
