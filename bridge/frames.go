@@ -5,11 +5,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rs/zerolog"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
 	"github.com/myclerk/myclerk-bridge/bridge/frameevent"
 	"github.com/myclerk/myclerk-bridge/bridge/matrixconn"
+	"github.com/myclerk/myclerk-bridge/node/ratelog"
 	"github.com/myclerk/myclerk-bridge/wire"
 )
 
@@ -29,13 +31,34 @@ const maxRoomSessions = 1024
 // across restarts), and the frame handed to the room's queue at once.
 type frames struct {
 	b *Bridge
+	// rejects samples the log lines of dropped frame events (a rude
+	// homeserver or user could send millions); the metrics count all.
+	rejects *ratelog.Limiter
 
 	mu    sync.Mutex
 	rooms map[id.RoomID]*matrixconn.Conn
 }
 
 func newFrames(b *Bridge) *frames {
-	return &frames{b: b, rooms: map[id.RoomID]*matrixconn.Conn{}}
+	return &frames{b: b, rooms: map[id.RoomID]*matrixconn.Conn{}, rejects: ratelog.New(10, time.Minute, time.Now)}
+}
+
+// drop counts a dropped frame event under result and logs why, at most
+// ten lines a minute for each result.
+func (f *frames) drop(log *zerolog.Logger, result string, err error, why string) {
+	f.count("in", result)
+	ok, suppressed := f.rejects.Allow(result)
+	if !ok {
+		return
+	}
+	e := log.Info()
+	if result == "failed" {
+		e = log.Warn()
+	}
+	if suppressed > 0 {
+		e = e.Int("suppressed", suppressed)
+	}
+	e.Err(err).Msg(why)
 }
 
 func (f *frames) count(dir, result string) {
@@ -53,46 +76,39 @@ func (f *frames) handle(ctx context.Context, evt *event.Event) {
 	}
 	frame, err := frameevent.Decode(evt.Content.VeryRaw)
 	if err != nil {
-		f.count("in", "malformed")
-		log.Info().Err(err).Msg("Dropped a malformed frame event")
+		f.drop(&log, "malformed", err, "Dropped a malformed frame event")
 		return
 	}
 	// In a federation room only the other family's bot speaks; elsewhere
 	// the bridge's permissions say who may.
 	fed := b.Network.Federations.byRoom(evt.RoomID)
 	if fed != nil && evt.Sender.String() != fed.rec.PeerBot {
-		f.count("in", "forbidden")
-		log.Info().Msg("Dropped a frame event in a federation room from another user than the other family's bot")
+		f.drop(&log, "forbidden", nil, "Dropped a frame event in a federation room from another user than the other family's bot")
 		return
 	}
 	if fed == nil {
 		user, err := b.Bridge.GetUserByMXID(ctx, evt.Sender)
 		if err != nil || !user.Permissions.SendEvents {
-			f.count("in", "forbidden")
-			log.Info().Msg("Dropped a frame event from a user the bridge's permissions do not allow")
+			f.drop(&log, "forbidden", nil, "Dropped a frame event from a user the bridge's permissions do not allow")
 			return
 		}
 	}
 	first, err := b.Hub.Store.Matrix.MarkSeen(ctx, evt.ID.String(), time.Now())
 	if err != nil {
-		f.count("in", "failed")
-		log.Warn().Err(err).Msg("Failed to record a frame event; dropped it")
+		f.drop(&log, "failed", err, "Failed to record a frame event; dropped it")
 		return
 	}
 	if !first {
-		f.count("in", "duplicate")
-		log.Debug().Msg("Dropped a frame event seen before")
+		f.count("in", "duplicate") // a homeserver's retry: not worth a line
 		return
 	}
 	c, why := f.conn(evt.RoomID, evt.Sender, fed, opensSession(frame))
 	if c == nil {
-		f.count("in", "dropped")
-		log.Info().Msg("Dropped a frame event: " + why)
+		f.drop(&log, "dropped", nil, "Dropped a frame event: "+why)
 		return
 	}
 	if c.Peer() != evt.Sender {
-		f.count("in", "forbidden")
-		log.Info().Stringer("peer", c.Peer()).Msg("Dropped a frame event from another member than the room's peer")
+		f.drop(&log, "forbidden", nil, "Dropped a frame event from another member than the room's peer "+c.Peer().String())
 		return
 	}
 	if !c.Deliver(frame) {

@@ -16,6 +16,7 @@ import (
 type Metrics struct {
 	frames   *prometheus.CounterVec
 	rejected *prometheus.CounterVec
+	refused  *prometheus.CounterVec
 	sessions prometheus.Gauge
 }
 
@@ -30,12 +31,16 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "myclerk_rejected_frames_total",
 			Help: "Received frames that were dropped or refused, by reason.",
 		}, []string{"reason"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "myclerk_refused_requests_total",
+			Help: "Requests of authenticated peers answered with an error (the op table's gate or the handler), by operation and error code.",
+		}, []string{"op", "code"}),
 		sessions: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "myclerk_sessions",
 			Help: "Sessions open now.",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.frames, m.rejected, m.sessions} {
+	for _, c := range []prometheus.Collector{m.frames, m.rejected, m.refused, m.sessions} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -61,6 +66,14 @@ func (m *Metrics) Rejected(reason string) {
 		return
 	}
 	m.rejected.WithLabelValues(reason).Inc()
+}
+
+// Refused counts a request answered with an error.
+func (m *Metrics) Refused(op wire.Op, code wire.Code) {
+	if m == nil {
+		return
+	}
+	m.refused.WithLabelValues(op.String(), code.String()).Inc()
 }
 
 // SessionOpened and SessionClosed keep the session gauge.

@@ -19,6 +19,7 @@ func TestCounters(t *testing.T) {
 	m.Frame(true, wire.Tier3, wire.OpDeviceList, "ok")
 	m.Frame(false, wire.Tier4, wire.OpSessionAuth, "ok")
 	m.Rejected("authentication failed")
+	m.Refused(wire.OpDeviceLock, wire.CodeConflict)
 	m.SessionOpened()
 	m.SessionOpened()
 	m.SessionClosed()
@@ -27,6 +28,9 @@ func TestCounters(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(m.rejected.WithLabelValues("authentication failed")); got != 1 {
 		t.Errorf("rejected %v", got)
+	}
+	if got := testutil.ToFloat64(m.refused.WithLabelValues("DEVICE_LOCK", "CONFLICT")); got != 1 {
+		t.Errorf("refused %v", got)
 	}
 	if got := testutil.ToFloat64(m.sessions); got != 1 {
 		t.Errorf("sessions %v", got)
@@ -37,4 +41,5 @@ func TestCounters(t *testing.T) {
 	var none *Metrics
 	none.Frame(true, wire.Tier3, wire.OpNOP, "ok") // a nil Metrics counts nothing, and does not crash
 	none.SessionOpened()
+	none.Refused(wire.OpNOP, wire.CodeConflict)
 }
