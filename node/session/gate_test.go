@@ -380,3 +380,31 @@ func TestStrangerLargeFrameRefusedByItsPrefix(t *testing.T) {
 		t.Fatal("the responder waits for the body of a 1 MiB frame from a stranger")
 	}
 }
+
+// TestHubOnlyOps: SESSION_REVOKE and SESSION_TICKET are the hub's to send
+// (the op table's senders); from a node they are dropped and counted.
+func TestHubOnlyOps(t *testing.T) {
+	f := newFamily(t)
+	p := mustConnect(t, f, wire.Tier3, wire.Tier3) // client: the node; server: the hub
+	ctx := context.Background()
+	if err := p.client.Send(ctx, wire.OpSessionRevoke, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.client.Send(ctx, wire.OpSessionTicket, []byte{0x80}); err != nil {
+		t.Fatal(err)
+	}
+	p.client.Send(ctx, wire.OpDeviceList, nil)
+	if m := recv(t, p.server); m.Op != wire.OpDeviceList {
+		t.Fatalf("after a node's SESSION_REVOKE the hub got %v", m.Op)
+	}
+	if st := p.server.Status(); st.Rejected != 2 {
+		t.Errorf("%d rejected, want 2", st.Rejected)
+	}
+	// The hub's own revoke still ends the node's session.
+	errc := make(chan error, 1)
+	go func() { _, err := p.client.Recv(ctx); errc <- err }()
+	p.server.Revoke(ctx)
+	if err := <-errc; !errors.Is(err, ErrRevoked) {
+		t.Errorf("the node after the hub's revoke: %v", err)
+	}
+}

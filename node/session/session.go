@@ -22,6 +22,7 @@ import (
 
 	"github.com/myclerk/myclerk-bridge/node/identity"
 	"github.com/myclerk/myclerk-bridge/node/metrics"
+	"github.com/myclerk/myclerk-bridge/node/optable"
 	"github.com/myclerk/myclerk-bridge/node/ratelog"
 	"github.com/myclerk/myclerk-bridge/node/transport"
 	"github.com/myclerk/myclerk-bridge/wire"
@@ -41,6 +42,7 @@ var (
 	// Before the peer is authenticated (PROFILE.md §P41).
 	ErrPreAuth      = &wire.Error{Code: wire.CodeUnauthorized, Reason: "not before authentication"}
 	ErrPreAuthLimit = &wire.Error{Code: wire.CodeTooLarge, Reason: "over the pre-authentication limit"}
+	ErrNotFromHub   = &wire.Error{Code: wire.CodeForbidden, Reason: "only a hub sends this"}
 	ErrBusy         = &wire.Error{Code: wire.CodeServiceUnavailable, Reason: "too many handshakes"}
 )
 
@@ -499,6 +501,9 @@ func (s *Session) handle(ctx context.Context, b []byte) (Message, bool, error) {
 	case wire.OpNOP:
 		return Message{Op: h.Op, Tier: h.Tier, Counter: o.Counter}, s.handshaking, nil
 	case wire.OpSessionTicket:
+		if !s.mayHaveSent(h.Op) {
+			return Message{}, false, nil
+		}
 		m := Message{Op: h.Op, Tier: h.Tier, Payload: o.Payload, Counter: o.Counter}
 		if s.handshaking {
 			return m, true, nil
@@ -515,6 +520,9 @@ func (s *Session) handle(ctx context.Context, b []byte) (Message, bool, error) {
 		s.shutdown(ErrClosed)
 		return Message{}, false, ErrClosed
 	case wire.OpSessionRevoke:
+		if !s.mayHaveSent(h.Op) {
+			return Message{}, false, nil
+		}
 		s.log(zerolog.WarnLevel).Msg("The hub revoked this session")
 		s.shutdown(ErrRevoked)
 		return Message{}, false, ErrRevoked
@@ -545,6 +553,19 @@ func (s *Session) handle(ctx context.Context, b []byte) (Message, bool, error) {
 		return Message{}, false, nil
 	}
 	return Message{Op: h.Op, Tier: h.Tier, Payload: p, Counter: o.Counter}, true, nil
+}
+
+// mayHaveSent applies the op table's senders to the session layer's own
+// ops that only a hub sends (SESSION_TICKET, SESSION_REVOKE): from a peer
+// whose certificate is not a hub's they are dropped and counted. A peer
+// not known yet (enrolment) is the handshake's business.
+func (s *Session) mayHaveSent(op wire.Op) bool {
+	e, _ := optable.Lookup(op)
+	if s.peer == nil || e.Senders != optable.FromHub || s.peer.Role == identity.RoleHub {
+		return true
+	}
+	s.reject(fmt.Errorf("%v from a %v: %w", op, s.peer.Role, ErrNotFromHub), "Dropped a hub's op from another peer")
+	return false
 }
 
 // preAuthReassembly bounds reassembly before the peer is authenticated:
