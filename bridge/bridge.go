@@ -79,13 +79,16 @@ func Start(ctx context.Context, s *Settings, h *runtime.Hub, register Commands, 
 		return nil, fmt.Errorf("the bridge failed to start its logins: %w", err)
 	}
 	b.Bridge.PostStart(startCtx)
-	go b.prune(ctx)
+	// Everything the bridge runs is in the hub's group: the hub's Wait
+	// waits for it before the store closes.
+	h.Go(func() { b.prune(ctx) })
 	h.AddHealthCheck("matrix", func(ctx context.Context) error {
 		_, err := b.Matrix.Bot.Whoami(ctx)
 		return err
 	})
-	context.AfterFunc(ctx, func() {
-		b.Bridge.Stop()
+	h.Go(func() {
+		<-ctx.Done()
+		b.Bridge.Stop() // the appservice, the logins (members) and the network
 	})
 	log.Info().Str("bot", b.Matrix.Bot.UserID.String()).Str("listen", s.AppService.Address).Msg("The Matrix bridge is running")
 	return b, nil

@@ -116,7 +116,7 @@ func (f *Federations) start(ctx context.Context) error {
 		case rec.Dialer:
 			f.dial(ctx, l)
 		default:
-			go f.announce(ctx, l)
+			f.b.Hub.Go(func() { f.announce(ctx, l) })
 		}
 	}
 	return nil
@@ -321,7 +321,7 @@ func (f *Federations) sessionConfig(l *fedLink) (*session.Config, error) {
 func (f *Federations) dial(ctx context.Context, l *fedLink) {
 	ctx, l.cancel = context.WithCancel(ctx)
 	log := f.b.log.With().Str("federation", l.rec.Label).Logger()
-	go func() {
+	f.b.Hub.Go(func() {
 		backoff := time.Second
 		for ctx.Err() == nil {
 			err := f.dialOnce(ctx, l)
@@ -339,7 +339,7 @@ func (f *Federations) dial(ctx context.Context, l *fedLink) {
 			}
 			backoff = min(backoff*2, time.Minute)
 		}
-	}()
+	})
 }
 
 func (f *Federations) dialOnce(ctx context.Context, l *fedLink) error {
@@ -368,9 +368,22 @@ func (f *Federations) dialOnce(ctx context.Context, l *fedLink) error {
 		devices = append(devices, d)
 	}
 	l.mu.Unlock()
-	go s.Keepalive(ctx, f.b.Hub.Config().Session.Keepalive, f.b.Hub.Config().Session.DeadAfter)
-	go f.events(ctx, l, cli, devices)
+	// The keepalive and the event forwarder end with this session.
+	kctx, kstop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		s.Keepalive(kctx, f.b.Hub.Config().Session.Keepalive, f.b.Hub.Config().Session.DeadAfter)
+	}()
+	go func() {
+		defer wg.Done()
+		f.events(kctx, l, cli, devices)
+	}()
 	err = cli.Run(ctx)
+	kstop()
+	s.Close(context.Background()) // ends cli's events, so the forwarder returns
+	wg.Wait()
 	l.mu.Lock()
 	l.cli, l.s = nil, nil
 	l.mu.Unlock()
@@ -462,7 +475,16 @@ func (f *Federations) accept(ctx context.Context, l *fedLink, conn *matrixconn.C
 		log.Warn().Err(err).Msg("Refused a federation session")
 		return
 	}
-	go s.Keepalive(ctx, f.b.Hub.Config().Session.Keepalive, f.b.Hub.Config().Session.DeadAfter)
+	kctx, kstop := context.WithCancel(ctx)
+	kdone := make(chan struct{})
+	go func() {
+		defer close(kdone)
+		s.Keepalive(kctx, f.b.Hub.Config().Session.Keepalive, f.b.Hub.Config().Session.DeadAfter)
+	}()
+	defer func() {
+		kstop()
+		<-kdone
+	}()
 	err = f.b.Hub.Registry.ServeGated(ctx, s, func() error {
 		switch {
 		case !l.revokedAt().IsZero():

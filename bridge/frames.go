@@ -147,15 +147,20 @@ func (f *frames) conn(room id.RoomID, sender id.UserID, fed *fedLink, hello bool
 		return nil, "too many rooms with sessions"
 	}
 	c := f.newConn(room, sender)
-	f.rooms[room] = c
-	go func() {
+	// The room's session runs in the hub's group: the hub's Wait waits
+	// for it.
+	if !f.b.Hub.Go(func() {
 		if fed != nil {
 			f.b.Network.Federations.accept(f.b.Network.ctx, fed, c)
 		} else {
 			f.b.Hub.Serve(c) // handshake, authentication, registry: as over TCP
 		}
 		f.close(c)
-	}()
+	}) {
+		c.Close()
+		return nil, "the hub is stopping"
+	}
+	f.rooms[room] = c
 	return c, ""
 }
 

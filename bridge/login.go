@@ -95,7 +95,7 @@ func (l *Member) Connect(ctx context.Context) {
 	}
 	ctx, l.cancel = context.WithCancel(l.n.ctx)
 	l.n.b.Metrics.Logins.Inc()
-	go l.run(ctx)
+	l.n.b.Hub.Go(func() { l.run(ctx) }) // Disconnect or the hub's end stops it
 }
 
 // Disconnect implements bridgev2.NetworkAPI.
@@ -261,8 +261,15 @@ func (l *Member) session(ctx context.Context) error {
 	}
 	cli := client.New(s, *l.log())
 	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	go cli.Run(runCtx)
+	ran := make(chan struct{})
+	go func() {
+		defer close(ran)
+		cli.Run(runCtx)
+	}()
+	defer func() {
+		stop()
+		<-ran
+	}()
 	defer s.Close(context.Background())
 	l.mu.Lock()
 	l.cli, l.known = cli, map[string]deviceView{}

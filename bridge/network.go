@@ -224,7 +224,7 @@ func (n *Network) Join(ctx context.Context, user *bridgev2.User) (*bridgev2.User
 	if err != nil {
 		return nil, err
 	}
-	go ul.Client.Connect(ul.Log.WithContext(n.ctx))
+	n.b.Hub.Go(func() { ul.Client.Connect(ul.Log.WithContext(n.ctx)) })
 	return ul, nil
 }
 

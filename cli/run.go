@@ -106,6 +106,15 @@ func hubMain(args []string, env Env) int {
 		fmt.Fprintf(env.Stderr, "hub: %v\n", err)
 		return 1
 	}
+	// However hubMain returns, the hub (and the bridge in its group) has
+	// stopped and its store is closed before the process exits.
+	stopped := false
+	defer func() {
+		if !stopped {
+			cancel()
+			h.Wait()
+		}
+	}()
 	fmt.Fprintf(env.Stdout, "MyClerk hub %q of family %s is running.\n", c.Name, h.Root.Family())
 	for t, a := range h.Addrs {
 		fmt.Fprintf(env.Stdout, "  %-9s %s\n", t, a)
@@ -143,6 +152,12 @@ func hubMain(args []string, env Env) int {
 	}
 	<-ctx.Done()
 	fmt.Fprintln(env.Stdout, "Stopping.")
+	stopped = true
+	if err := h.Wait(); err != nil { // sessions end, then the store is checkpointed and closed
+		fmt.Fprintf(env.Stderr, "hub: %v\n", err)
+		return 1
+	}
+	log.Info().Msg("The hub stopped")
 	return 0
 }
 

@@ -26,6 +26,14 @@ var routeHandlers = map[wire.Op]handler{
 	wire.OpACLRevoke:     (*Hub).aclChange,
 }
 
+// storing are the ops whose handlers change what the store keeps: they
+// decide under h.mu and leave the store's I/O to c.write and the change
+// of the registry to c.apply (dispatch.go), all under h.wmu.
+var storing = map[wire.Op]bool{
+	wire.OpRouteCreate: true, wire.OpRouteDelete: true, wire.OpRouteModify: true, wire.OpRoutePriority: true,
+	wire.OpACLSet: true, wire.OpACLGrant: true, wire.OpACLRevoke: true,
+}
+
 // mayAdminister reports whether peer may change the ACL and routes of
 // device d: its owner, or an admin; h.mu is held.
 func (h *Hub) mayAdminister(peer *identity.Certificate, d *device) bool {
@@ -52,7 +60,7 @@ func (h *Hub) aclGet(_ context.Context, c *call) (*ops.Reply, error) {
 	return &ops.Reply{ACL: out, Mode: c.mode}, nil
 }
 
-func (h *Hub) aclChange(ctx context.Context, c *call) (*ops.Reply, error) {
+func (h *Hub) aclChange(_ context.Context, c *call) (*ops.Reply, error) {
 	req, dev := &c.req, c.devID
 	node, err := h.resolve(req.Node)
 	if err != nil {
@@ -72,19 +80,27 @@ func (h *Hub) aclChange(ctx context.Context, c *call) (*ops.Reply, error) {
 			}
 		}
 	}
-	if err := h.persistACL(ctx, dev, node, mode); err != nil {
-		return nil, fmt.Errorf("failed to store the ACL of %s: %w", dev, err)
+	c.write = func(ctx context.Context) error {
+		if err := h.persistACL(ctx, dev, node, mode); err != nil {
+			return fmt.Errorf("failed to store the ACL of %s: %w", dev, err)
+		}
+		return nil
 	}
-	if h.acl[dev] == nil {
-		h.acl[dev] = map[identity.NodeID]ops.Mode{}
+	c.apply = func() (*ops.Reply, error) {
+		if h.acl[dev] == nil {
+			h.acl[dev] = map[identity.NodeID]ops.Mode{}
+		}
+		h.acl[dev][node] = mode
+		// Locks and subscriptions are not the store's: they are taken as
+		// they are now, after the write.
+		if c.dev.lockedBy != (identity.NodeID{}) && !h.mode(dev, c.dev.lockedBy, c.dev).Allows(true, true) {
+			c.dev.lockedBy = identity.NodeID{} // a lock lasts only while its holder may write
+		}
+		h.endSubscriptions(c.dev, c.now)
+		h.cfg.Log.Info().Str("device", dev).Str("node", req.Node).Stringer("mode", mode).Str("by", c.peer.Name).Msg("Changed an ACL")
+		return &ops.Reply{Mode: mode, Result: "ok"}, nil
 	}
-	h.acl[dev][node] = mode
-	if c.dev.lockedBy != (identity.NodeID{}) && !h.mode(dev, c.dev.lockedBy, c.dev).Allows(true, true) {
-		c.dev.lockedBy = identity.NodeID{} // a lock lasts only while its holder may write
-	}
-	h.endSubscriptions(ctx, c.dev, c.now)
-	h.cfg.Log.Info().Str("device", dev).Str("node", req.Node).Stringer("mode", mode).Str("by", c.peer.Name).Msg("Changed an ACL")
-	return &ops.Reply{Mode: mode, Result: "ok"}, nil
+	return nil, nil
 }
 
 // route is a route as the hub keeps it: to a client by node ID. Its
@@ -124,36 +140,49 @@ func (h *Hub) routesOf(device string) []route {
 	return out
 }
 
-func (h *Hub) routeCreate(ctx context.Context, c *call) (*ops.Reply, error) {
+func (h *Hub) routeCreate(_ context.Context, c *call) (*ops.Reply, error) {
 	req := &c.req
 	client, err := h.resolve(req.Node)
 	if err != nil {
 		return nil, err
 	}
 	r := route{Route: ops.Route{Device: c.devID, Priority: req.Priority}, client: client}
-	id, err := h.persistRoute(ctx, r, false)
-	if err != nil {
-		return nil, fmt.Errorf("failed to store a route: %w", err)
+	var id uint64
+	c.write = func(ctx context.Context) (err error) {
+		if id, err = h.persistRoute(ctx, r, false); err != nil {
+			return fmt.Errorf("failed to store a route: %w", err)
+		}
+		return nil
 	}
-	r.ID = id
-	h.routes[id] = r
-	return &ops.Reply{Route: id, Result: "created"}, nil
+	c.apply = func() (*ops.Reply, error) {
+		r.ID = h.newRouteID(id)
+		h.routes[r.ID] = r
+		return &ops.Reply{Route: r.ID, Result: "created"}, nil
+	}
+	return nil, nil
 }
 
 // routeChange deletes a route or changes its member or priority.
-func (h *Hub) routeChange(ctx context.Context, c *call) (*ops.Reply, error) {
+func (h *Hub) routeChange(_ context.Context, c *call) (*ops.Reply, error) {
 	req := &c.req
-	r, ok := h.routes[req.Route]
+	old, ok := h.routes[req.Route]
 	if !ok {
 		return nil, fmt.Errorf("route %d: %w", req.Route, ErrNoRoute)
 	}
+	r, replace := old, false
 	switch c.entry.Op {
 	case wire.OpRouteDelete:
-		if _, err := h.persistRoute(ctx, r, true); err != nil {
-			return nil, fmt.Errorf("failed to delete route %d: %w", r.ID, err)
+		c.write = func(ctx context.Context) error {
+			if _, err := h.persistRoute(ctx, old, true); err != nil {
+				return fmt.Errorf("failed to delete route %d: %w", old.ID, err)
+			}
+			return nil
 		}
-		delete(h.routes, req.Route)
-		return &ops.Reply{Route: req.Route, Result: "deleted"}, nil
+		c.apply = func() (*ops.Reply, error) {
+			delete(h.routes, old.ID)
+			return &ops.Reply{Route: old.ID, Result: "deleted"}, nil
+		}
+		return nil, nil
 	case wire.OpRouteModify:
 		if req.Node != "" {
 			client, err := h.resolve(req.Node)
@@ -162,10 +191,7 @@ func (h *Hub) routeChange(ctx context.Context, c *call) (*ops.Reply, error) {
 			}
 			if client != r.client {
 				// A route to another member is a new route.
-				if _, err := h.persistRoute(ctx, r, true); err != nil {
-					return nil, err
-				}
-				delete(h.routes, r.ID)
+				replace = true
 				r.ID, r.client = 0, client
 			}
 		}
@@ -173,11 +199,30 @@ func (h *Hub) routeChange(ctx context.Context, c *call) (*ops.Reply, error) {
 	case wire.OpRoutePriority:
 		r.Priority = req.Priority
 	}
-	id, err := h.persistRoute(ctx, r, false)
-	if err != nil {
-		return nil, fmt.Errorf("failed to store route %d: %w", r.ID, err)
+	var id uint64
+	c.write = func(ctx context.Context) (err error) {
+		if replace {
+			if _, err := h.persistRoute(ctx, old, true); err != nil {
+				return err
+			}
+		}
+		if id, err = h.persistRoute(ctx, r, false); err != nil {
+			if replace { // the old route is gone from the store: from memory too
+				h.mu.Lock()
+				delete(h.routes, old.ID)
+				h.mu.Unlock()
+			}
+			return fmt.Errorf("failed to store route %d: %w", old.ID, err)
+		}
+		return nil
 	}
-	r.ID = id
-	h.routes[id] = r
-	return &ops.Reply{Route: id, Result: "modified"}, nil
+	c.apply = func() (*ops.Reply, error) {
+		if replace {
+			delete(h.routes, old.ID)
+		}
+		r.ID = h.newRouteID(id)
+		h.routes[r.ID] = r
+		return &ops.Reply{Route: r.ID, Result: "modified"}, nil
+	}
+	return nil, nil
 }

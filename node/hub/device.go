@@ -53,19 +53,19 @@ func (h *Hub) deviceUnsubscribe(_ context.Context, c *call) (*ops.Reply, error) 
 	return &ops.Reply{Result: "unsubscribed"}, nil
 }
 
-func (h *Hub) deviceLock(ctx context.Context, c *call) (*ops.Reply, error) {
+func (h *Hub) deviceLock(_ context.Context, c *call) (*ops.Reply, error) {
 	lease := DefaultLease
 	if c.req.Lease > 0 {
 		lease = min(time.Duration(c.req.Lease)*time.Second, MaxLease)
 	}
 	c.dev.lockedBy, c.dev.lockExpires = c.peer.Node, c.now.Add(lease)
-	h.notifyLocked(ctx, c.dev, c.now)
+	h.notifyLocked(c.dev, c.now)
 	return &ops.Reply{Lease: uint32(lease / time.Second), Result: "locked"}, nil
 }
 
-func (h *Hub) deviceUnlock(ctx context.Context, c *call) (*ops.Reply, error) {
+func (h *Hub) deviceUnlock(_ context.Context, c *call) (*ops.Reply, error) {
 	c.dev.lockedBy, c.dev.lockExpires = identity.NodeID{}, time.Time{}
-	h.notifyLocked(ctx, c.dev, c.now)
+	h.notifyLocked(c.dev, c.now)
 	return &ops.Reply{Result: "unlocked"}, nil
 }
 
@@ -84,22 +84,28 @@ func (h *Hub) configured(owner *identity.Certificate, r *ops.Reply) {
 
 // announce takes a node's list of its devices (DEVICE_ANNOUNCE), whole or
 // not at all: one over the limits of node/ops is answered ERROR and
-// changes nothing.
+// changes nothing. Which devices are the node's is decided under h.mu,
+// they are stored with h.mu released, and the registry takes them under
+// h.mu again; h.wmu, held throughout, keeps the decision valid. A device
+// the store refused is still served (logged): the node announces it again
+// on its next session.
 func (h *Hub) announce(ctx context.Context, s *session.Session, peer *identity.Certificate, p []byte) error {
 	var a ops.Announce
 	if err := ops.Unmarshal(p, &a); err != nil {
-		return sendError(ctx, s, 0, fmt.Errorf("DEVICE_ANNOUNCE from %s: %w", peer.Name, err))
+		return sendDetail(ctx, s, 0, fmt.Errorf("DEVICE_ANNOUNCE from %s: %w", peer.Name, err))
 	}
 	if err := ops.CheckAnnounce(&a); err != nil {
-		return sendError(ctx, s, 0, fmt.Errorf("DEVICE_ANNOUNCE from %s refused: %w", peer.Name, err))
+		return sendDetail(ctx, s, 0, fmt.Errorf("DEVICE_ANNOUNCE from %s refused: %w", peer.Name, err))
 	}
+	h.wmu.Lock()
+	defer h.wmu.Unlock()
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	if n := h.othersDevices(peer.Node) + len(a.Devices); n > ops.MaxDevices {
-		return sendError(ctx, s, 0, fmt.Errorf("DEVICE_ANNOUNCE from %s refused: the family would have %d devices, at most %d: %w",
+		h.mu.Unlock()
+		return sendDetail(ctx, s, 0, fmt.Errorf("DEVICE_ANNOUNCE from %s refused: the family would have %d devices, at most %d: %w",
 			peer.Name, n, ops.MaxDevices, ops.ErrAnnounce))
 	}
-	h.owners[peer.Node] = s
+	var take []ops.Device
 	for _, dv := range a.Devices {
 		if dv.ID == "" {
 			continue
@@ -108,16 +114,25 @@ func (h *Hub) announce(ctx context.Context, s *session.Session, peer *identity.C
 		if d := h.devices[id]; d != nil && d.owner != peer.Node {
 			continue // another node's device of the same name: keep it
 		}
-		d := h.devices[id]
+		dv.ID, dv.Available = id, true
+		take = append(take, dv)
+	}
+	h.mu.Unlock()
+	for _, dv := range take {
+		if err := h.persistDevice(context.Background(), peer.Node, dv); err != nil {
+			h.cfg.Log.Warn().Err(err).Str("device", dv.ID).Msg("Failed to store a device")
+		}
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.owners[peer.Node] = s
+	for _, dv := range take {
+		d := h.devices[dv.ID]
 		if d == nil {
 			d = &device{owner: peer.Node}
-			h.devices[id] = d
+			h.devices[dv.ID] = d
 		}
 		d.info = dv
-		d.info.ID, d.info.Available = id, true
-		if err := h.persistDevice(context.Background(), d); err != nil {
-			h.cfg.Log.Warn().Err(err).Str("device", id).Msg("Failed to store a device")
-		}
 	}
 	h.cfg.Log.Info().Str("node", peer.Name).Int("devices", len(a.Devices)).Msg("A node announced its devices")
 	return nil
@@ -136,7 +151,7 @@ func (h *Hub) othersDevices(node identity.NodeID) int {
 
 // event forwards a device event from its owner to the subscribers and to
 // the members it is routed to, while they may read it.
-func (h *Hub) event(ctx context.Context, _ *session.Session, peer *identity.Certificate, p []byte) error {
+func (h *Hub) event(_ context.Context, _ *session.Session, peer *identity.Certificate, p []byte) error {
 	var e ops.Event
 	if err := ops.Unmarshal(p, &e); err != nil {
 		return err
@@ -170,34 +185,36 @@ func (h *Hub) event(ctx context.Context, _ *session.Session, peer *identity.Cert
 			subs = append(subs, s)
 		}
 	}
-	h.mu.Unlock()
+	defer h.mu.Unlock()
 	b, err := ops.Marshal(e)
 	if err != nil {
 		return err
 	}
+	// Queued under h.mu, so each session gets events in the order the hub
+	// took them; queuing never waits (a full queue overflows).
 	for _, s := range subs {
-		if err := s.Send(ctx, wire.OpDeviceEvent, b); err != nil {
-			h.cfg.Log.Debug().Err(err).Msg("Failed to deliver an event")
-		}
+		h.push(s, wire.OpDeviceEvent, b)
 	}
 	return nil
 }
 
-// notifyLocked tells subscribers about a lock change; h.mu is held.
-func (h *Hub) notifyLocked(ctx context.Context, d *device, now time.Time) {
+// notifyLocked tells subscribers about a lock change, through their send
+// queues (in order); h.mu is held.
+func (h *Hub) notifyLocked(d *device, now time.Time) {
 	e := ops.Event{Device: d.info.ID, Kind: "lock", Time: now.Unix(), Values: map[string]string{"locked-by": h.view(d).LockedBy}}
 	b, err := ops.Marshal(e)
 	if err != nil {
 		return
 	}
 	for s := range d.subscribers {
-		go s.Send(ctx, wire.OpDeviceEvent, b)
+		h.push(s, wire.OpDeviceEvent, b)
 	}
 }
 
 // endSubscriptions drops the subscribers of d who may no longer read it,
-// telling each with an "access" event; h.mu is held.
-func (h *Hub) endSubscriptions(ctx context.Context, d *device, now time.Time) {
+// telling each with an "access" event (through its send queue); h.mu is
+// held.
+func (h *Hub) endSubscriptions(d *device, now time.Time) {
 	for s := range d.subscribers {
 		p := s.Peer()
 		if p == nil {
@@ -211,7 +228,7 @@ func (h *Hub) endSubscriptions(ctx context.Context, d *device, now time.Time) {
 		e := ops.Event{Device: d.info.ID, Kind: "access", Time: now.Unix(),
 			Values: map[string]string{"mode": mode.String(), "subscription": "ended"}}
 		if b, err := ops.Marshal(e); err == nil {
-			go s.Send(ctx, wire.OpDeviceEvent, b)
+			h.push(s, wire.OpDeviceEvent, b)
 		}
 	}
 }

@@ -28,10 +28,19 @@ type call struct {
 	devID string
 	mode  ops.Mode
 	now   time.Time
+
+	// write and apply are a change the store keeps, as a handler of an op
+	// in storing decided it: the dispatcher runs write (the store's I/O)
+	// with h.mu released, and then apply under h.mu, whose reply answers.
+	// h.wmu is held from the handler to apply, so what the handler
+	// checked still holds when apply runs; a failed write changes nothing.
+	write func(ctx context.Context) error
+	apply func() (*ops.Reply, error)
 }
 
 // handler serves one op from the registry; h.mu is held. A nil reply with
-// no error means the answer was sent another way.
+// no error means the answer was sent another way. A handler of an op in
+// storing does no store I/O: it sets c.write and c.apply instead.
 type handler func(h *Hub, ctx context.Context, c *call) (*ops.Reply, error)
 
 // pushHandler takes one pushed message (an announcement, an event); h.mu
@@ -147,17 +156,39 @@ func (h *Hub) serveCall(ctx context.Context, c *call) (*ops.Reply, error) {
 	case !e.Served:
 		return nil, fmt.Errorf("%v: %w", e.Op, ErrUnsupported)
 	}
+	if storing[e.Op] {
+		h.wmu.Lock()
+		defer h.wmu.Unlock()
+	}
+	r, err := h.decide(ctx, c)
+	if err != nil || c.write == nil {
+		return r, err
+	}
+	if !storing[e.Op] {
+		return nil, fmt.Errorf("%v: a store write without h.wmu: %w", e.Op, ErrUnsupported) // a handler's bug
+	}
+	if err := c.write(ctx); err != nil {
+		return nil, err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return c.apply()
+}
+
+// decide is serveCall's part under h.mu: the ACL and the lock, then the
+// handler or the relay.
+func (h *Hub) decide(ctx context.Context, c *call) (*ops.Reply, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if err := h.check(c); err != nil {
 		return nil, err
 	}
-	if e.Server == optable.Owner {
-		return nil, h.relay(ctx, c)
+	if c.entry.Server == optable.Owner {
+		return nil, h.relay(c)
 	}
-	f := handlers[e.Op]
+	f := handlers[c.entry.Op]
 	if f == nil {
-		return nil, fmt.Errorf("%v: %w", e.Op, ErrUnsupported)
+		return nil, fmt.Errorf("%v: %w", c.entry.Op, ErrUnsupported)
 	}
 	return f(h, ctx, c)
 }
@@ -210,10 +241,12 @@ func (h *Hub) check(c *call) error {
 // relay sends a request to the node that owns its device, in the hub's
 // own request-ID space ("relay"), with who asks and their mode ("caller",
 // PROFILE.md §P42); the answer comes back through relayBack, or ERROR
-// TIMEOUT after relayTimeout. h.mu is held.
-func (h *Hub) relay(ctx context.Context, c *call) error {
+// TIMEOUT after relayTimeout. The request goes through the owner's send
+// queue (a full one refuses it); the timeout is stopped when the answer
+// comes, the caller's session ends or the hub closes. h.mu is held.
+func (h *Hub) relay(c *call) error {
 	owner := h.owners[c.dev.owner]
-	if owner == nil {
+	if owner == nil || h.closed {
 		return ErrOffline
 	}
 	h.relayID++
@@ -225,14 +258,15 @@ func (h *Hub) relay(ctx context.Context, c *call) error {
 	if err != nil {
 		return err
 	}
-	h.relays[id] = pending{client: c.s, owner: c.dev.owner, req: c.req.Req, op: c.entry.Op}
-	op := c.entry.Op
-	go func() {
-		if err := owner.Send(ctx, op, b); err != nil {
-			h.cfg.Log.Warn().Err(err).Msg("Failed to relay a request to its node")
-		}
-		time.AfterFunc(relayTimeout, func() { h.relayExpired(ctx, id) })
-	}()
+	if !h.push(owner, c.entry.Op, b) {
+		return ErrBusy
+	}
+	h.timers.Add(1)
+	t := time.AfterFunc(relayTimeout, func() {
+		defer h.timers.Done()
+		h.relayExpired(id)
+	})
+	h.relays[id] = pending{client: c.s, owner: c.dev.owner, req: c.req.Req, op: c.entry.Op, timer: t}
 	return nil
 }
 
@@ -261,8 +295,9 @@ func relayPayload(raw []byte, id uint32, caller ops.Caller) ([]byte, error) {
 }
 
 // relayBack passes an owner's answer (or ERROR) to the client that asked,
-// with the client's request ID in place of the relay's.
-func (h *Hub) relayBack(ctx context.Context, peer *identity.Certificate, m session.Message) error {
+// with the client's request ID in place of the relay's, through the
+// client's send queue: a slow client never holds up the owner's session.
+func (h *Hub) relayBack(_ context.Context, peer *identity.Certificate, m session.Message) error {
 	var id uint32
 	var e payload.Error
 	if m.Op == wire.OpError {
@@ -278,15 +313,16 @@ func (h *Hub) relayBack(ctx context.Context, peer *identity.Certificate, m sessi
 		id = hdr.Relay
 	}
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	p, ok := h.relays[id]
 	if ok && (p.owner != peer.Node || m.Op != wire.OpError && m.Op != p.op) {
 		ok = false // only the device's node answers for it, with its op
 	}
 	if !ok {
-		h.mu.Unlock()
 		return nil // an answer that timed out, or to nobody
 	}
 	delete(h.relays, id)
+	h.stopRelay(p)
 	var b []byte
 	var err error
 	switch hook := relayHooks[m.Op]; {
@@ -303,12 +339,14 @@ func (h *Hub) relayBack(ctx context.Context, peer *identity.Certificate, m sessi
 	default:
 		b, err = answerPayload(m.Payload, p.req)
 	}
-	h.mu.Unlock()
 	if err != nil {
-		sendError(ctx, p.client, p.req, fmt.Errorf("the device's node answered: %w", err))
+		if eb, merr := errorPayload(p.req, fmt.Errorf("the device's node answered: %w", err)); merr == nil {
+			h.push(p.client, wire.OpError, eb)
+		}
 		return err
 	}
-	return p.client.Send(ctx, m.Op, b)
+	h.push(p.client, m.Op, b)
+	return nil
 }
 
 // answerPayload is an owner's answer as it came, with the caller's
@@ -326,12 +364,17 @@ func answerPayload(raw []byte, req uint32) ([]byte, error) {
 	return ops.Marshal(m)
 }
 
-func (h *Hub) relayExpired(ctx context.Context, id uint32) {
+// relayExpired answers TIMEOUT to a relay its node did not answer in
+// time; it runs in the relay's timer.
+func (h *Hub) relayExpired(id uint32) {
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	p, ok := h.relays[id]
+	if !ok {
+		return
+	}
 	delete(h.relays, id)
-	h.mu.Unlock()
-	if ok {
-		sendError(ctx, p.client, p.req, ErrRelayLimit)
+	if b, err := errorPayload(p.req, ErrRelayLimit); err == nil {
+		h.push(p.client, wire.OpError, b)
 	}
 }

@@ -1,17 +1,24 @@
 package hub_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"fmt"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/rs/zerolog"
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/myclerk/myclerk-bridge/node/hub"
 	"github.com/myclerk/myclerk-bridge/node/hub/hubtest"
 	"github.com/myclerk/myclerk-bridge/node/identity"
+	"github.com/myclerk/myclerk-bridge/node/metrics"
 	"github.com/myclerk/myclerk-bridge/node/ops"
 	"github.com/myclerk/myclerk-bridge/node/session"
 	"github.com/myclerk/myclerk-bridge/wire"
@@ -293,4 +300,68 @@ func TestAnnounceLimits(t *testing.T) {
 	if r, code := phone.do(wire.OpDeviceList, ops.Request{}); code != wire.CodeOK || len(r.Devices) != ops.MaxDevices {
 		t.Errorf("a full family: %v, %d devices", code, len(r.Devices))
 	}
+}
+
+// TestRefusalsCountedLogSampled: every refused request is counted by op
+// and code; its log line is written at most ten times a minute per reason.
+func TestRefusalsCountedLogSampled(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	cfg := hub.Config{DefaultMode: ops.ModeReadWrite, Metrics: m}
+	w := hubtest.New(t, cfg)
+	cfg.Log, cfg.Family = zerolog.New(&syncWriter{w: &logs}), w.Root.Family()
+	w.Hub = hub.New(cfg)
+	c := newClient(t, w.Connect(w.Member(identity.RoleClient, "phone")))
+	for range 100 {
+		if _, code := c.do(wire.OpDeviceInfo, ops.Request{Device: "pi/none"}); code != wire.CodeNotFound {
+			t.Fatal(code)
+		}
+	}
+	// Labels in name order: code, op.
+	if got := testutil.ToFloat64(counterOf(t, reg, "myclerk_refused_requests_total", "NOT_FOUND", "DEVICE_INFO")); got != 100 {
+		t.Errorf("counted %v refusals, want 100", got)
+	}
+	if n := strings.Count(logs.String(), "Refused a request"); n != 10 {
+		t.Errorf("%d log lines for 100 refusals, want 10", n)
+	}
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+// counterOf finds one labelled counter of reg.
+func counterOf(t *testing.T, reg *prometheus.Registry, name string, labels ...string) prometheus.Collector {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, mm := range mf.GetMetric() {
+			for i, lp := range mm.GetLabel() {
+				if i >= len(labels) || lp.GetValue() != labels[i] {
+					continue next
+				}
+			}
+			return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "x"}, mm.GetCounter().GetValue)
+		}
+	}
+	t.Fatalf("no %s%v", name, labels)
+	return nil
 }

@@ -20,7 +20,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/myclerk/myclerk-bridge/node/identity"
+	"github.com/myclerk/myclerk-bridge/node/metrics"
 	"github.com/myclerk/myclerk-bridge/node/ops"
+	"github.com/myclerk/myclerk-bridge/node/ratelog"
 	"github.com/myclerk/myclerk-bridge/node/session"
 	"github.com/myclerk/myclerk-bridge/node/store"
 	"github.com/myclerk/myclerk-bridge/wire"
@@ -45,6 +47,9 @@ var (
 	ErrNotOwner   = &wire.Error{Code: wire.CodeForbidden, Reason: "only the device's owner or an admin may do this"}
 	ErrNoRoute    = &wire.Error{Code: wire.CodeNotFound, Reason: "no such route"}
 	ErrRelayLimit = &wire.Error{Code: wire.CodeTimeout, Reason: "the device's node did not answer"}
+	// ErrBusy: the device's node has more queued than its send queue
+	// holds (PROFILE.md §P42).
+	ErrBusy = &wire.Error{Code: wire.CodeServiceUnavailable, Reason: "the device's node is not keeping up"}
 	// A request names a node by its label; it must be the label of
 	// exactly one node that is not revoked.
 	ErrNoNode        = &wire.Error{Code: wire.CodeNotFound, Reason: "no such node"}
@@ -67,6 +72,11 @@ type Config struct {
 	// PROFILE.md §P40) get only what the ACL grants them by name: no
 	// default mode, no admin rights, no devices of their own.
 	Family identity.FamilyID
+	// SendQueue bounds each session's queue of pushed messages (events,
+	// relayed requests and answers); 0 is DefaultSendQueue.
+	SendQueue int
+	// Metrics counts refused requests (nil counts nothing).
+	Metrics *metrics.Metrics
 }
 
 // PeerName is how the hub names a peer in ACLs, routes and listings: its
@@ -92,13 +102,29 @@ type pending struct {
 	owner  identity.NodeID // the node that must answer
 	req    uint32
 	op     wire.Op
+	timer  *time.Timer // relayTimeout; its callback is counted in Hub.timers
 }
 
 // Hub is the family's registry and relay.
 type Hub struct {
-	cfg Config
+	cfg     Config
+	rejects *ratelog.Limiter // samples the log lines of refused requests
+
+	// wmu serializes the registry changes the store keeps (announcements,
+	// ACLs, routes, availability): each is decided under mu, written to
+	// the store with mu released, and applied under mu again. Holding wmu
+	// from the decision to the application keeps the decision valid, so
+	// memory and store agree, while a slow store blocks only other
+	// writers, never readers, events or locks (which take mu alone).
+	wmu sync.Mutex
+
+	// timers counts the relay timeouts not yet stopped or run out (Close
+	// waits for them).
+	timers sync.WaitGroup
 
 	mu      sync.Mutex
+	closed  bool
+	queues  map[*session.Session]*outbox // the send queue of every served session
 	devices map[string]*device
 	owners  map[identity.NodeID]*session.Session // connected nodes
 	labels  map[identity.NodeID]string           // known nodes' names (PeerName), labels only
@@ -117,7 +143,35 @@ func New(cfg Config) *Hub {
 	return &Hub{cfg: cfg, devices: map[string]*device{}, owners: map[identity.NodeID]*session.Session{},
 		labels: map[identity.NodeID]string{}, revoked: map[identity.NodeID]bool{}, acl: map[string]map[identity.NodeID]ops.Mode{},
 		routes: map[uint64]route{}, relays: map[uint32]pending{}, live: map[identity.NodeID]map[*session.Session]bool{},
-		foreign: map[identity.NodeID]bool{}}
+		foreign: map[identity.NodeID]bool{}, queues: map[*session.Session]*outbox{},
+		rejects: ratelog.New(rejectLines, time.Minute, clockOf(cfg))}
+}
+
+func clockOf(cfg Config) func() time.Time {
+	if cfg.Clock != nil {
+		return cfg.Clock
+	}
+	return time.Now
+}
+
+// Close stops the relay timeouts and waits for those already running;
+// call it after every Serve returned. Relays after Close are refused.
+func (h *Hub) Close() {
+	h.mu.Lock()
+	h.closed = true
+	for id, p := range h.relays {
+		h.stopRelay(p)
+		delete(h.relays, id)
+	}
+	h.mu.Unlock()
+	h.timers.Wait()
+}
+
+// stopRelay stops p's timeout; h.mu is held.
+func (h *Hub) stopRelay(p pending) {
+	if p.timer != nil && p.timer.Stop() {
+		h.timers.Done() // it will not run
+	}
 }
 
 func (h *Hub) now() time.Time {
@@ -142,11 +196,24 @@ func (h *Hub) ServeGated(ctx context.Context, s *session.Session, gate func() er
 		return errors.New("hub: session without a verified peer")
 	}
 	h.KnowNode(peer)
+	// The session's send queue and its writer, which ends with this call.
+	q := newOutbox(s, h.cfg.SendQueue)
+	qctx, stop := context.WithCancel(ctx)
+	written := make(chan struct{})
+	go func() {
+		defer close(written)
+		q.run(qctx, h)
+	}()
+	defer func() {
+		stop()
+		<-written
+	}()
 	h.mu.Lock()
 	if h.live[peer.Node] == nil {
 		h.live[peer.Node] = map[*session.Session]bool{}
 	}
 	h.live[peer.Node][s] = true
+	h.queues[s] = q
 	h.mu.Unlock()
 	defer h.disconnect(s, peer.Node)
 	log := h.cfg.Log.With().Str("peer", peer.Name).Logger()
@@ -159,25 +226,59 @@ func (h *Hub) ServeGated(ctx context.Context, s *session.Session, gate func() er
 			if err := gate(); err != nil {
 				var req ops.Request
 				ops.Unmarshal(m.Payload, &req) // the request ID, when there is one
-				sendError(ctx, s, req.Req, err)
+				h.refused(&log, m.Op, sendError(ctx, s, req.Req, err))
 				continue
 			}
 		}
 		if err := h.dispatch(ctx, s, peer, m); err != nil {
-			log.Warn().Err(err).Stringer("op", m.Op).Msg("Failed to handle a request")
+			h.refused(&log, m.Op, err)
 		}
 	}
 }
 
+// refused counts a request the hub refused or failed, and logs it: at most
+// rejectLines lines a minute for each reason, so that a member cannot turn
+// bad requests into a flood of log (PROFILE.md §P41).
+func (h *Hub) refused(log *zerolog.Logger, op wire.Op, err error) {
+	h.cfg.Metrics.Refused(op, wire.CodeOf(err))
+	ok, suppressed := h.rejects.Allow(wire.ReasonOf(err))
+	if !ok {
+		return
+	}
+	e := log.Warn()
+	if suppressed > 0 {
+		e = e.Int("suppressed", suppressed)
+	}
+	e.Err(err).Stringer("op", op).Msg("Refused a request")
+}
+
+// rejectLines is how many refusal lines the hub logs a minute per reason.
+const rejectLines = 10
+
+// disconnect forgets a session that ended. The devices of a node whose
+// session it was become unavailable in memory first, then in the store,
+// outside h.mu (under h.wmu, so a new session's announcement is applied
+// and stored after this).
 func (h *Hub) disconnect(s *session.Session, node identity.NodeID) {
+	h.wmu.Lock()
+	defer h.wmu.Unlock()
+	if h.disconnected(s, node) {
+		h.persistAvailable(context.Background(), node, false)
+	}
+}
+
+// disconnected is disconnect's change in memory; it reports whether s
+// was its node's owning session.
+func (h *Hub) disconnected(s *session.Session, node identity.NodeID) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	delete(h.queues, s)
 	delete(h.live[node], s)
 	if len(h.live[node]) == 0 {
 		delete(h.live, node)
 	}
-	if h.owners[node] == s {
-		h.persistAvailable(context.Background(), node, false)
+	owner := h.owners[node] == s
+	if owner {
 		delete(h.owners, node)
 		for _, d := range h.devices {
 			if d.owner == node {
@@ -193,9 +294,11 @@ func (h *Hub) disconnect(s *session.Session, node identity.NodeID) {
 	}
 	for id, p := range h.relays {
 		if p.client == s {
+			h.stopRelay(p)
 			delete(h.relays, id)
 		}
 	}
+	return owner
 }
 
 // RevokeNode ends every live session of a revoked node with
@@ -232,8 +335,7 @@ func (h *Hub) reply(ctx context.Context, s *session.Session, op wire.Op, r ops.R
 }
 
 func sendError(ctx context.Context, s *session.Session, req uint32, err error) error {
-	e := payload.Error{Code: wire.CodeOf(err), RefSeq: req, Message: wire.ReasonOf(err)}
-	b, merr := e.Marshal()
+	b, merr := errorPayload(req, err)
 	if merr != nil {
 		return merr
 	}
@@ -241,6 +343,30 @@ func sendError(ctx context.Context, s *session.Session, req uint32, err error) e
 		return serr
 	}
 	return err
+}
+
+// sendDetail is sendError with err's whole text as the message (at most
+// 256 bytes), for a refusal the peer needs the details of to fix (an
+// announcement over a limit); sendError sends only the reason.
+func sendDetail(ctx context.Context, s *session.Session, req uint32, err error) error {
+	msg := err.Error()
+	if len(msg) > 256 {
+		msg = msg[:253] + "..."
+	}
+	b, merr := (&payload.Error{Code: wire.CodeOf(err), RefSeq: req, Message: strings.ToValidUTF8(msg, "?")}).Marshal()
+	if merr != nil {
+		return merr
+	}
+	if serr := s.Send(ctx, wire.OpError, b); serr != nil {
+		return serr
+	}
+	return err
+}
+
+// errorPayload is the ERROR that answers request req with err.
+func errorPayload(req uint32, err error) ([]byte, error) {
+	e := payload.Error{Code: wire.CodeOf(err), RefSeq: req, Message: wire.ReasonOf(err)}
+	return e.Marshal()
 }
 
 // mode is a node's access to a device; h.mu is held. While a member holds

@@ -82,6 +82,8 @@ func (h *Hub) KnowNode(c *identity.Certificate) {
 // node enrolled under the name of their revoked owner. They stay
 // unavailable until node announces them.
 func (h *Hub) HandOver(node identity.NodeID, devices []string) {
+	h.wmu.Lock() // an owner changes: not while an announcement is decided
+	defer h.wmu.Unlock()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, id := range devices {
@@ -91,17 +93,19 @@ func (h *Hub) HandOver(node identity.NodeID, devices []string) {
 	}
 }
 
-// persistDevice stores an announced device; h.mu is held.
-func (h *Hub) persistDevice(ctx context.Context, d *device) error {
+// The persist functions do the store's I/O: h.mu is not held (h.wmu is).
+
+// persistDevice stores an announced device of owner.
+func (h *Hub) persistDevice(ctx context.Context, owner identity.NodeID, dv ops.Device) error {
 	if h.cfg.Store == nil {
 		return nil
 	}
-	caps, err := json.Marshal(d.info.Capabilities)
+	caps, err := json.Marshal(dv.Capabilities)
 	if err != nil {
 		return err
 	}
-	return h.cfg.Store.Devices.Put(ctx, &store.Device{ID: d.info.ID, Owner: d.owner, Kind: d.info.Kind, Name: d.info.Name,
-		Capabilities: caps, AnnouncedAt: h.now(), Available: d.info.Available})
+	return h.cfg.Store.Devices.Put(ctx, &store.Device{ID: dv.ID, Owner: owner, Kind: dv.Kind, Name: dv.Name,
+		Capabilities: caps, AnnouncedAt: h.now(), Available: dv.Available})
 }
 
 func (h *Hub) persistAvailable(ctx context.Context, owner identity.NodeID, available bool) {
@@ -113,7 +117,7 @@ func (h *Hub) persistAvailable(ctx context.Context, owner identity.NodeID, avail
 	}
 }
 
-// persistACL stores one grant; h.mu is held.
+// persistACL stores one grant.
 func (h *Hub) persistACL(ctx context.Context, device string, node identity.NodeID, mode ops.Mode) error {
 	if h.cfg.Store == nil {
 		return nil
@@ -122,14 +126,11 @@ func (h *Hub) persistACL(ctx context.Context, device string, node identity.NodeI
 }
 
 // persistRoute creates, changes or (with delete) removes a route and
-// returns its ID, which a new route takes from the store; h.mu is held.
+// returns its ID, which a new route takes from the store; without a store
+// it is 0 for a new route (newRouteID gives it one under h.mu).
 func (h *Hub) persistRoute(ctx context.Context, r route, del bool) (uint64, error) {
 	st := h.cfg.Store
 	if st == nil {
-		if r.ID == 0 {
-			h.routeID++
-			return h.routeID, nil
-		}
 		return r.ID, nil
 	}
 	switch {
@@ -140,4 +141,14 @@ func (h *Hub) persistRoute(ctx context.Context, r route, del bool) (uint64, erro
 	}
 	id, err := st.Routes.Create(ctx, &store.Route{DeviceID: r.Device, Client: r.client, Priority: int(r.Priority), CreatedAt: h.now()})
 	return uint64(id), err
+}
+
+// newRouteID gives a new route of a hub without a store its ID; h.mu is
+// held.
+func (h *Hub) newRouteID(id uint64) uint64 {
+	if id == 0 {
+		h.routeID++
+		id = h.routeID
+	}
+	return id
 }

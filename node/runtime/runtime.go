@@ -86,6 +86,79 @@ type Hub struct {
 
 	checkMu sync.Mutex
 	checks  map[string]func(context.Context) error
+
+	// The hub's lifetime: ctx ends it, and every goroutine it (or the
+	// bridge beside it) starts runs in group, which Wait waits for
+	// before it closes the store.
+	ctx      context.Context
+	cancel   context.CancelFunc
+	groupMu  sync.Mutex
+	stopping bool // Wait began: nothing joins group any more
+	group    sync.WaitGroup
+	waitOnce sync.Once
+	waitErr  error
+}
+
+// Go runs f in a goroutine of the hub's group (Wait waits for it); it
+// reports false, running nothing, once the hub is stopping. f must
+// return soon after the hub's context ends.
+func (h *Hub) Go(f func()) bool {
+	if !h.join() {
+		return false
+	}
+	go func() {
+		defer h.group.Done()
+		f()
+	}()
+	return true
+}
+
+// run runs f in the calling goroutine, counted in the hub's group; false
+// (f not run) once the hub is stopping.
+func (h *Hub) run(f func()) bool {
+	if !h.join() {
+		return false
+	}
+	defer h.group.Done()
+	f()
+	return true
+}
+
+func (h *Hub) join() bool {
+	h.groupMu.Lock()
+	defer h.groupMu.Unlock()
+	if h.stopping {
+		return false
+	}
+	h.group.Add(1)
+	return true
+}
+
+// Wait blocks until the hub's context has ended and every goroutine of
+// the hub and of the bridge beside it (listeners, sessions, keepalives,
+// watchers, HTTP servers, members, federation links) has returned; then
+// it stops the registry's relay timers, leaves NATS, and closes the store
+// last. On SQLite the store is checkpointed first, so the database file
+// alone is a complete backup (README: Stopping and backups). Every call
+// returns the store's close error.
+func (h *Hub) Wait() error {
+	h.waitOnce.Do(func() {
+		<-h.ctx.Done()
+		h.cancel()
+		h.groupMu.Lock()
+		h.stopping = true
+		h.groupMu.Unlock()
+		h.group.Wait()
+		h.Registry.Close()
+		if h.nc != nil {
+			h.nc.Close()
+		}
+		if h.nats != nil {
+			h.nats.Shutdown()
+		}
+		h.waitErr = h.Store.Close()
+	})
+	return h.waitErr
 }
 
 // AddHealthCheck adds a named check to /health (the bridge adds its
@@ -116,13 +189,19 @@ func (h *Hub) failedCheck(ctx context.Context) string {
 // opens its users' sessions this way.
 func (h *Hub) Attach() transport.Conn {
 	a, b := transport.Pipe()
-	go h.serveTrusted(b)
+	if !h.Go(func() { h.serveTrusted(b) }) {
+		b.Close() // stopping: the peer's handshake fails
+	}
 	return a
 }
 
 // Serve serves one connection made elsewhere (a Matrix room's, by the
-// bridge) like a listener's, until its session ends.
-func (h *Hub) Serve(conn transport.Conn) { h.serve(conn) }
+// bridge) like a listener's, until its session ends; Wait waits for it.
+func (h *Hub) Serve(conn transport.Conn) {
+	if !h.run(func() { h.serve(conn) }) {
+		conn.Close()
+	}
+}
 
 // IssueMember makes a family member without a pairing code (the hub holds
 // the root key): a fresh node key, a certificate for name and role, and
@@ -260,8 +339,11 @@ func LoadOrCreateFamily(c *config.Config, log zerolog.Logger) (*identity.Root, *
 	return root, id, nil
 }
 
-// StartHub starts a hub's listeners; it serves until ctx is done.
-func StartHub(ctx context.Context, c *config.Config, log zerolog.Logger) (*Hub, error) {
+// StartHub starts a hub's listeners; it serves until ctx is done. Call
+// Wait after ctx ended: it returns once everything the hub started has
+// stopped and the store is closed. When StartHub fails it has stopped
+// what it started.
+func StartHub(ctx context.Context, c *config.Config, log zerolog.Logger) (_ *Hub, err error) {
 	root, id, err := LoadOrCreateFamily(c, log)
 	if err != nil {
 		return nil, err
@@ -270,16 +352,32 @@ func StartHub(ctx context.Context, c *config.Config, log zerolog.Logger) (*Hub, 
 	if err != nil {
 		return nil, err
 	}
-	context.AfterFunc(ctx, func() { st.Close() })
+	var reg *prometheus.Registry
+	var sm *metrics.Metrics
+	if c.Listen.Metrics != "" {
+		reg = prometheus.NewRegistry()
+		if sm, err = metrics.New(reg); err != nil {
+			st.Close()
+			return nil, err
+		}
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	mode, _ := ops.ParseMode(c.ACL.DefaultMode)
+	h := &Hub{Root: root, Identity: id, Store: st, cfg: c, log: log, Addrs: map[string]string{}, ctx: ctx, cancel: cancel, reg: reg, sm: sm,
+		Registry: hub.New(hub.Config{DefaultMode: mode, Admins: c.ACL.Admins, Store: st, Log: log, Family: root.Family(), Metrics: sm})}
+	defer func() {
+		if err != nil {
+			cancel()
+			h.Wait()
+		}
+	}()
 	if err := st.Family.Put(ctx, &store.Family{RootKey: root.Public(), ID: root.Family(), CreatedAt: time.Now()}); err != nil {
 		return nil, fmt.Errorf("the database at %s belongs to another family than the keys in %s: %w", c.DatabaseURI(), c.KeyDir(), err)
 	}
 	if _, err := st.Sessions.DisconnectAll(ctx, time.Now()); err != nil {
 		return nil, err
 	}
-	mode, _ := ops.ParseMode(c.ACL.DefaultMode)
-	h := &Hub{Root: root, Identity: id, Store: st, cfg: c, log: log, Addrs: map[string]string{},
-		Registry: hub.New(hub.Config{DefaultMode: mode, Admins: c.ACL.Admins, Store: st, Log: log, Family: root.Family()})}
 	if err := h.Registry.Load(ctx); err != nil {
 		return nil, err
 	}
@@ -288,10 +386,10 @@ func StartHub(ctx context.Context, c *config.Config, log zerolog.Logger) (*Hub, 
 		return nil, err
 	}
 	if c.Listen.Metrics != "" {
-		if scfg.Metrics, err = h.serveMetrics(ctx, c.Listen.Metrics); err != nil {
+		if err = h.serveMetrics(ctx, c.Listen.Metrics); err != nil {
 			return nil, err
 		}
-		h.sm = scfg.Metrics
+		scfg.Metrics = sm
 	}
 	scfg.Revoked = func(n identity.NodeID) bool {
 		revoked, err := st.Nodes.IsRevoked(ctx, n)
@@ -337,16 +435,26 @@ func StartHub(ctx context.Context, c *config.Config, log zerolog.Logger) (*Hub, 
 			log.Warn().Err(err).Msg("Failed to record a session")
 		}
 		st.Nodes.Seen(ctx, peer.Node, time.Now())
-		go s.Keepalive(ctx, c.Session.Keepalive, c.Session.DeadAfter)
+		kctx, kstop := context.WithCancel(ctx)
+		kdone := make(chan struct{})
+		go func() {
+			defer close(kdone)
+			s.Keepalive(kctx, c.Session.Keepalive, c.Session.DeadAfter)
+		}()
 		err = h.Registry.Serve(ctx, s)
+		kstop()
+		<-kdone
+		cctx, ccancel := context.WithTimeout(context.Background(), time.Second)
+		s.Close(cctx) // the peer hears SESSION_CLOSE when the hub stops
+		ccancel()
 		st.Sessions.Disconnected(context.Background(), logID, time.Now())
 		st.Nodes.Seen(context.Background(), peer.Node, time.Now())
 		log.Debug().Err(err).Str("remote", conn.RemoteAddr()).Msg("A session ended")
 	}
 	h.serve = func(conn transport.Conn) { serveConn(r, conn) }
 	h.serveTrusted = func(conn transport.Conn) { serveConn(&trusted, conn) }
-	go h.watchRevocations(ctx)
-	go h.housekeep(ctx)
+	h.Go(func() { h.watchRevocations(ctx) })
+	h.Go(func() { h.housekeep(ctx) })
 	if c.Listen.TCP != "" {
 		ln, err := net.Listen("tcp", c.Listen.TCP)
 		if err != nil {
@@ -362,16 +470,18 @@ func StartHub(ctx context.Context, c *config.Config, log zerolog.Logger) (*Hub, 
 			ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13})
 			h.Addrs["tcp"] = "tcps://" + ln.Addr().String()
 		}
-		context.AfterFunc(ctx, func() { ln.Close() })
-		go func() {
+		h.Go(func() { <-ctx.Done(); ln.Close() })
+		h.Go(func() {
 			for {
 				conn, err := ln.Accept()
 				if err != nil {
 					return
 				}
-				go h.serve(transport.NewStream(conn))
+				if !h.Go(func() { h.serve(transport.NewStream(conn)) }) {
+					conn.Close()
+				}
 			}
-		}()
+		})
 	}
 	if c.Listen.WebSocket != "" {
 		ln, err := net.Listen("tcp", c.Listen.WebSocket)
@@ -380,10 +490,8 @@ func StartHub(ctx context.Context, c *config.Config, log zerolog.Logger) (*Hub, 
 		}
 		h.Addrs["websocket"] = "ws://" + ln.Addr().String() + "/myclerk"
 		mux := http.NewServeMux()
-		mux.Handle("/myclerk", transport.WebSocketHandler(h.serve))
-		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-		context.AfterFunc(ctx, func() { srv.Close() })
-		go srv.Serve(ln)
+		mux.Handle("/myclerk", transport.WebSocketHandler(h.Serve)) // each counted in the group
+		h.serveHTTP(ctx, ln, mux)
 	}
 	natsURL := c.NATS.URL
 	if natsURL == "" && c.Listen.NATS != "" {
@@ -394,48 +502,42 @@ func StartHub(ctx context.Context, c *config.Config, log zerolog.Logger) (*Hub, 
 		if err != nil {
 			return nil, fmt.Errorf("listen.nats: %w", err)
 		}
-		h.nats = e
+		h.nats = e // shut down by Wait
 		natsURL = e.URL()
-		context.AfterFunc(ctx, e.Shutdown)
 	}
 	if natsURL != "" {
 		nc, err := joinNATS(natsURL, "myclerk hub "+c.Name, id)
 		if err != nil {
 			return nil, err
 		}
-		h.nc = nc
-		context.AfterFunc(ctx, nc.Close)
+		h.nc = nc // closed by Wait
 		l, err := transport.ListenNATS(nc, root.Family().String(), HubNATSNode)
 		if err != nil {
 			return nil, err
 		}
 		h.Addrs["nats"] = natsURL
-		go func() {
+		h.Go(func() {
 			for {
 				conn, err := l.Accept(ctx)
 				if err != nil {
 					return
 				}
-				go h.serve(conn)
+				if !h.Go(func() { h.serve(conn) }) {
+					conn.Close()
+				}
 			}
-		}()
+		})
 	}
 	log.Info().Stringer("family_id", root.Family()).Interface("listening", h.Addrs).Msg("The hub is running")
 	return h, nil
 }
 
 // serveMetrics serves /metrics and /health on addr.
-func (h *Hub) serveMetrics(ctx context.Context, addr string) (*metrics.Metrics, error) {
-	reg := prometheus.NewRegistry()
-	h.reg = reg
-	m, err := metrics.New(reg)
-	if err != nil {
-		return nil, err
-	}
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+func (h *Hub) serveMetrics(ctx context.Context, addr string) error {
+	reg := h.reg
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("failed to listen on %s (listen.metrics): %w", addr, err)
+		return fmt.Errorf("failed to listen on %s (listen.metrics): %w", addr, err)
 	}
 	h.Addrs["metrics"] = "http://" + ln.Addr().String() + "/metrics"
 	mux := http.NewServeMux()
@@ -458,10 +560,22 @@ func (h *Hub) serveMetrics(ctx context.Context, addr string) (*metrics.Metrics, 
 		// subjects): the status, or the failing check's name.
 		fmt.Fprintf(w, `{"status":"ok"}`+"\n")
 	})
+	h.serveHTTP(ctx, ln, mux)
+	return nil
+}
+
+// serveHTTP serves mux on ln in the hub's group until ctx ends.
+func (h *Hub) serveHTTP(ctx context.Context, ln net.Listener, mux http.Handler) {
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	context.AfterFunc(ctx, func() { srv.Close() })
-	go srv.Serve(ln)
-	return m, nil
+	h.Go(func() { srv.Serve(ln) })
+	h.Go(func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if srv.Shutdown(sctx) != nil {
+			srv.Close()
+		}
+	})
 }
 
 // revocationPoll is how often a hub looks for nodes revoked by
@@ -804,12 +918,20 @@ func RunNode(ctx context.Context, c *config.Config, log zerolog.Logger) error {
 	}
 	a := &agent.Agent{Devices: devices, Log: log}
 	agent.Reconnect(ctx, log, func(ctx context.Context, t *session.Ticket) (*session.Session, func(), error) {
-		s, done, err := Open(ctx, c, ep, id, root, t, log)
-		if err != nil {
-			return nil, nil, err
-		}
-		go s.Keepalive(ctx, c.Session.Keepalive, c.Session.DeadAfter)
-		return s, done, nil
-	}, a.Serve)
+		return Open(ctx, c, ep, id, root, t, log)
+	}, func(ctx context.Context, s *session.Session) error {
+		// The session's keepalive ends with the session: nothing the
+		// node starts outlives RunNode.
+		kctx, kstop := context.WithCancel(ctx)
+		kdone := make(chan struct{})
+		go func() {
+			defer close(kdone)
+			s.Keepalive(kctx, c.Session.Keepalive, c.Session.DeadAfter)
+		}()
+		err := a.Serve(ctx, s)
+		kstop()
+		<-kdone
+		return err
+	})
 	return ctx.Err()
 }

@@ -127,8 +127,21 @@ func Open(ctx context.Context, driver, dsn string) (*Store, error) {
 	return s, nil
 }
 
-// Close closes the database.
+// Close closes the database. On SQLite it first moves everything the
+// write-ahead log holds into the database file and empties the log
+// (wal_checkpoint(TRUNCATE)), so the file alone is a complete copy.
 func (s *Store) Close() error {
+	if s.driver == DriverSQLite {
+		var busy, logFrames, moved int
+		err := s.db.QueryRow("PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &logFrames, &moved)
+		if err == nil && busy != 0 {
+			err = errors.New("the database was busy")
+		}
+		if err != nil {
+			s.db.Close()
+			return fmt.Errorf("failed to checkpoint the sqlite database: %w", err)
+		}
+	}
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("failed to close %s database: %w", s.driver, err)
 	}
