@@ -168,18 +168,33 @@ func Lookup(op wire.Op) (e *Entry, ok bool) {
 	if found {
 		return &table[i], true
 	}
-	u := Entry{Op: op, MinTier: wire.Tier3, Senders: FromAnyone, Server: Hub, Reply: true}
-	if op >= 0x0010 && op <= 0x001F || op.Range() == wire.RangeFederation {
-		u.MinTier = wire.Tier4
-	}
-	return &u, false
+	return &Entry{Op: op, MinTier: undefinedTier(op), Senders: FromAnyone, Server: Hub, Reply: true}, false
 }
 
-// MinTier is the lowest tier op is accepted at by default.
-func MinTier(op wire.Op) wire.Tier {
-	e, _ := Lookup(op)
-	return e.MinTier
+// undefinedTier is the minimum tier of an op no table defines.
+func undefinedTier(op wire.Op) wire.Tier {
+	if op >= 0x0010 && op <= 0x001F || op.Range() == wire.RangeFederation {
+		return wire.Tier4
+	}
+	return wire.Tier3
 }
+
+// minTiers is every code's minimum tier, for MinTier: the session asks
+// for every frame it sends and receives, so it is an index, not a search
+// (64 KiB).
+var minTiers = func() *[1 << 16]wire.Tier {
+	var t [1 << 16]wire.Tier
+	for op := range t {
+		t[op] = undefinedTier(wire.Op(op))
+	}
+	for _, e := range table {
+		t[e.Op] = e.MinTier
+	}
+	return &t
+}()
+
+// MinTier is the lowest tier op is accepted at by default.
+func MinTier(op wire.Op) wire.Tier { return minTiers[op] }
 
 // Entries returns a copy of the table in op code order.
 func Entries() []Entry { return slices.Clone(table) }

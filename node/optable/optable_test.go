@@ -48,6 +48,11 @@ func TestMinTiers(t *testing.T) {
 			t.Errorf("%v min tier %d, want %d", op, got, tier)
 		}
 	}
+	for op := range 1 << 16 {
+		if e, _ := Lookup(wire.Op(op)); MinTier(wire.Op(op)) != e.MinTier {
+			t.Fatalf("%v: MinTier %d, its entry %d", wire.Op(op), MinTier(wire.Op(op)), e.MinTier)
+		}
+	}
 }
 
 // TestEntriesAreConsistent checks the rules every entry follows.
