@@ -3,48 +3,31 @@ package cli
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"net"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
+	"github.com/myclerk/myclerk-bridge/node/hub"
+	"github.com/myclerk/myclerk-bridge/node/hub/hubtest"
 	"github.com/myclerk/myclerk-bridge/node/identity"
 	"github.com/myclerk/myclerk-bridge/node/keystore"
 	"github.com/myclerk/myclerk-bridge/node/session"
 	"github.com/myclerk/myclerk-bridge/node/transport"
-	"github.com/myclerk/myclerk-bridge/wire"
 )
 
 // TestClientRequestTimesOut: a hub that completes the handshake and then
 // never answers makes `client devices` fail after -timeout with a message
 // saying so, instead of hanging.
 func TestClientRequestTimesOut(t *testing.T) {
-	root, err := identity.NewRoot(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	issue := func(role identity.Role, name string) *identity.Identity {
-		priv, id, err := identity.NewNodeKey(rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := root.Issue(id, role, name, priv.Public().(ed25519.PublicKey), time.Now(), time.Hour)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return &identity.Identity{Cert: c, Private: priv}
-	}
+	w := hubtest.New(t, hub.Config{}) // its identities; the hub below is the test's own
 	dir := t.TempDir()
 	keys := keystore.Dir(filepath.Join(dir, "keys"))
-	if err := keys.SaveIdentity(issue(identity.RoleClient, "phone")); err != nil {
+	if err := keys.SaveIdentity(w.Member(identity.RoleClient, "phone")); err != nil {
 		t.Fatal(err)
 	}
-	if err := keys.SaveRootPublic(root.Public()); err != nil {
+	if err := keys.SaveRootPublic(w.Root.Public()); err != nil {
 		t.Fatal(err)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -61,8 +44,7 @@ func TestClientRequestTimesOut(t *testing.T) {
 		if err != nil {
 			return
 		}
-		cfg := &session.Config{Identity: issue(identity.RoleHub, "nas"), Root: root.Public(), Tier: wire.Tier3, Floor: wire.Tier3, Rand: rand.Reader, Log: zerolog.Nop()}
-		s, err := (&session.Responder{Config: cfg}).Accept(ctx, transport.NewStream(c))
+		s, err := (&session.Responder{Config: w.Config(w.HubID)}).Accept(ctx, transport.NewStream(c))
 		if err != nil {
 			return
 		}

@@ -2,7 +2,6 @@ package tests
 
 import (
 	"context"
-	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
@@ -28,7 +27,6 @@ import (
 	"github.com/myclerk/myclerk-bridge/node/identity"
 	"github.com/myclerk/myclerk-bridge/node/ops"
 	"github.com/myclerk/myclerk-bridge/node/runtime"
-	"github.com/myclerk/myclerk-bridge/node/store"
 	"github.com/myclerk/myclerk-bridge/node/transport"
 	"github.com/myclerk/myclerk-bridge/wire"
 	"github.com/myclerk/myclerk-bridge/wire/payload"
@@ -73,24 +71,9 @@ func startAttackHub(t *testing.T) *attackHub {
 	}
 	// The family, and a member enrolled as pairing would leave it.
 	ctx, cancel := context.WithCancel(context.Background())
-	root, _, err := runtime.LoadOrCreateFamily(c, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	priv, nodeID, err := identity.NewNodeKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := root.Issue(nodeID, identity.RoleClient, "phone", priv.Public().(ed25519.PublicKey), time.Now(), time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	root, member := familyWithMember(t, ctx, c, identity.RoleClient, "phone")
 	st, err := runtime.OpenStore(ctx, c)
 	if err != nil {
-		t.Fatal(err)
-	}
-	cb, _ := cert.Marshal()
-	if err := st.Nodes.Put(ctx, &store.Node{ID: nodeID, Name: "phone", Role: identity.RoleClient, Certificate: cb, EnrolledAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	block, err := runtime.NATSConfig(ctx, c, st)
@@ -123,11 +106,11 @@ func startAttackHub(t *testing.T) *attackHub {
 		tcp: fmt.Sprintf("127.0.0.1:%d", tcpPort), ws: fmt.Sprintf("ws://127.0.0.1:%d/myclerk", wsPort),
 		metrics: fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort)}
 	a.hub.until(t, regexp.MustCompile(`^MyClerk hub .* is running`))
-	a.family, a.node = root.Family(), nodeID.String()
+	a.family, a.node = root.Family(), member.Cert.Node.String()
 	mc := config.Default()
 	mc.Role, mc.Name, mc.DataDir = "node", "phone", filepath.Join(dir, "phone")
 	ep, _ := runtime.ParseEndpoint(natsURL)
-	s, done, err := runtime.Open(ctx, mc, ep, &identity.Identity{Cert: cert, Private: priv}, root.Public(), nil, zerolog.Nop())
+	s, done, err := runtime.Open(ctx, mc, ep, member, root.Public(), nil, zerolog.Nop())
 	if err != nil {
 		cancel()
 		t.Fatal(err)

@@ -103,18 +103,11 @@ func (p *proc) logTail() string {
 }
 
 // runBin runs the binary in dir to completion and returns what it printed.
-func runBin(t testing.TB, dir string, args ...string) result {
+// hubWithCodes starts the built hub in dir on the configuration hubCfg
+// with `-invite node,client` and returns it with the two pairing codes it
+// printed.
+func hubWithCodes(t *testing.T, dir, hubCfg string) (*proc, []string) {
 	t.Helper()
-	return runWith(t, dir, "", args...)
-}
-
-// TestFamilyFromTheCommandLine is the README's walk-through as a user does
-// it: start a hub, pair a node and a client with the printed codes, run
-// the node, and use its sensor from the client over each transport.
-func TestFamilyFromTheCommandLine(t *testing.T) {
-	dir := t.TempDir()
-	tcpPort, wsPort, natsPort, metricsPort := freePort(t), freePort(t), freePort(t), freePort(t)
-	hubCfg := fmt.Sprintf("role: hub\nname: nas\ndata_dir: ./hub\nlisten: {tcp: 127.0.0.1:%d, websocket: 127.0.0.1:%d, nats: 127.0.0.1:%d, metrics: 127.0.0.1:%d}\n", tcpPort, wsPort, natsPort, metricsPort)
 	os.WriteFile(filepath.Join(dir, "hub.yaml"), []byte(hubCfg), 0o600)
 	hub := start(t, dir, "hub", "-config", "hub.yaml", "-invite", "node,client")
 	lines := hub.until(t, regexp.MustCompile(`^On the new machine`))
@@ -128,6 +121,22 @@ func TestFamilyFromTheCommandLine(t *testing.T) {
 	if len(codes) != 2 {
 		t.Fatalf("want two pairing codes, got:\n%s", strings.Join(lines, "\n"))
 	}
+	return hub, codes
+}
+
+func runBin(t testing.TB, dir string, args ...string) result {
+	t.Helper()
+	return runWith(t, dir, "", args...)
+}
+
+// TestFamilyFromTheCommandLine is the README's walk-through as a user does
+// it: start a hub, pair a node and a client with the printed codes, run
+// the node, and use its sensor from the client over each transport.
+func TestFamilyFromTheCommandLine(t *testing.T) {
+	dir := t.TempDir()
+	tcpPort, wsPort, natsPort, metricsPort := freePort(t), freePort(t), freePort(t), freePort(t)
+	hubCfg := fmt.Sprintf("role: hub\nname: nas\ndata_dir: ./hub\nlisten: {tcp: 127.0.0.1:%d, websocket: 127.0.0.1:%d, nats: 127.0.0.1:%d, metrics: 127.0.0.1:%d}\n", tcpPort, wsPort, natsPort, metricsPort)
+	_, codes := hubWithCodes(t, dir, hubCfg)
 	tcp := fmt.Sprintf("tcp://127.0.0.1:%d", tcpPort)
 
 	nodeCfg := fmt.Sprintf("role: node\nname: pi\ndata_dir: ./pi\nhub: {tcp: 127.0.0.1:%d}\ndevices: {sensors: [{id: temp, name: Kitchen, base: 19, interval: 1s}]}\n", tcpPort)

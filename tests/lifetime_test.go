@@ -26,19 +26,7 @@ func TestHubStopsOnSIGTERM(t *testing.T) {
 	dir := t.TempDir()
 	tcpPort, wsPort, natsPort := freePort(t), freePort(t), freePort(t)
 	hubCfg := fmt.Sprintf("role: hub\nname: nas\nlog_level: debug\ndata_dir: ./hub\nlisten: {tcp: 127.0.0.1:%d, websocket: 127.0.0.1:%d, nats: 127.0.0.1:%d}\n", tcpPort, wsPort, natsPort)
-	os.WriteFile(filepath.Join(dir, "hub.yaml"), []byte(hubCfg), 0o600)
-	hub := start(t, dir, "hub", "-config", "hub.yaml", "-invite", "node,client")
-	lines := hub.until(t, regexp.MustCompile(`^On the new machine`))
-	codeRe := regexp.MustCompile(`[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}`)
-	var codes []string
-	for _, l := range lines {
-		if c := codeRe.FindString(l); c != "" {
-			codes = append(codes, c)
-		}
-	}
-	if len(codes) != 2 {
-		t.Fatalf("want two pairing codes, got:\n%s", strings.Join(lines, "\n"))
-	}
+	hub, codes := hubWithCodes(t, dir, hubCfg)
 	tcp := fmt.Sprintf("tcp://127.0.0.1:%d", tcpPort)
 	nodeCfg := fmt.Sprintf("role: node\nname: pi\ndata_dir: ./pi\nhub: {tcp: 127.0.0.1:%d}\ndevices: {sensors: [{id: temp, name: Kitchen, base: 19, interval: 1s}]}\n", tcpPort)
 	os.WriteFile(filepath.Join(dir, "pi.yaml"), []byte(nodeCfg), 0o600)

@@ -52,28 +52,7 @@ func TestExternalNATSWithGeneratedCredentials(t *testing.T) {
 	// The family's keys and one enrolled node, as pairing leaves them.
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	root, _, err := runtime.LoadOrCreateFamily(c, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	priv, nodeID, err := identity.NewNodeKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := root.Issue(nodeID, identity.RoleNode, "pi", priv.Public().(ed25519.PublicKey), time.Now(), time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pi := &identity.Identity{Cert: cert, Private: priv}
-	st, err := runtime.OpenStore(ctx, c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := cert.Marshal()
-	if err := st.Nodes.Put(ctx, &store.Node{ID: nodeID, Name: "pi", Role: identity.RoleNode, Certificate: b, EnrolledAt: time.Now()}); err != nil {
-		t.Fatal(err)
-	}
-	st.Close()
+	_, pi := familyWithMember(t, ctx, c, identity.RoleNode, "pi")
 
 	// The authorization block, from the command line, into the server's config.
 	var out, errOut bytes.Buffer
@@ -162,4 +141,33 @@ func TestExternalNATSWithGeneratedCredentials(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatalf("pi subscribed to %s", accept)
 	}
+}
+
+// familyWithMember makes c's family as a hub's first start does (its keys
+// in c's key directory, its database) and enrols one member in it, as
+// pairing would leave it.
+func familyWithMember(t *testing.T, ctx context.Context, c *config.Config, role identity.Role, name string) (*identity.Root, *identity.Identity) {
+	t.Helper()
+	root, _, err := runtime.LoadOrCreateFamily(c, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv, nodeID, err := identity.NewNodeKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := root.Issue(nodeID, role, name, priv.Public().(ed25519.PublicKey), time.Now(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := runtime.OpenStore(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	b, _ := cert.Marshal()
+	if err := st.Nodes.Put(ctx, &store.Node{ID: nodeID, Name: name, Role: role, Certificate: b, EnrolledAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	return root, &identity.Identity{Cert: cert, Private: priv}
 }
