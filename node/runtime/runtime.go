@@ -695,7 +695,7 @@ func Invite(ctx context.Context, st *store.Store, role identity.Role) (identity.
 	if err != nil {
 		return "", err
 	}
-	if err := st.Codes.Add(ctx, code, role, time.Now()); err != nil {
+	if err := st.Codes.Add(ctx, code, role, "", time.Now()); err != nil {
 		return "", err
 	}
 	return code, nil

@@ -81,11 +81,11 @@ func Enrol(ctx context.Context, conn transport.Conn, cfg Config, code identity.P
 // CodeBook holds outstanding pairing codes: identity.Codes in memory, or
 // the store's CodeQuery, shared with `myclerk-bridge invite`. Redeem finds
 // the code whose proof matches, asks accept whether the enrolment may go
-// on (given the role the code was made for) and only then uses the code
-// up: a refused enrolment leaves it valid, so the person may try again
-// (with another name, say).
+// on (given the role the code was made for and the name it is bound to,
+// "" for none) and only then uses the code up: a refused enrolment leaves
+// it valid, so the person may try again (with another name, say).
 type CodeBook interface {
-	Redeem(proof []byte, th [32]byte, pub ed25519.PublicKey, name string, now time.Time, accept func(identity.Role) error) (identity.PairingCode, identity.Role, error)
+	Redeem(proof []byte, th [32]byte, pub ed25519.PublicKey, name string, now time.Time, accept func(role identity.Role, bound string) error) (identity.PairingCode, identity.Role, error)
 }
 
 // ErrCodeRole refuses an enrolment that asks for another role than its
@@ -119,7 +119,7 @@ type Enroller struct {
 func (e *Enroller) Handle(ctx context.Context, s *Session, req *payload.EnrolRequest, th [32]byte) error {
 	now := s.cfg.now()
 	pub := ed25519.PublicKey(req.PublicKey[:])
-	code, role, err := e.Codes.Redeem(req.Proof[:], th, pub, req.Name, now, func(role identity.Role) error {
+	code, role, err := e.Codes.Redeem(req.Proof[:], th, pub, req.Name, now, func(role identity.Role, _ string) error {
 		if req.Role != 0 && identity.Role(req.Role) != role {
 			return fmt.Errorf("%w: the code was made for a %v, not a %v", ErrCodeRole, role, identity.Role(req.Role))
 		}

@@ -32,7 +32,7 @@ func TestEnrolment(t *testing.T) {
 	f := newFamily(t)
 	codes := &identity.Codes{}
 	code, _ := identity.NewPairingCode(rand.Reader)
-	codes.Add(code, identity.RoleNode, time.Now())
+	codes.Add(code, identity.RoleNode, "", time.Now())
 	var enrolled []*identity.Certificate
 	r := &Responder{Config: f.config(f.hub, wire.Tier4)}
 	r.Enrol = (&Enroller{Root: f.root, Codes: codes, Enrolled: func(_ context.Context, c *identity.Certificate) error {
@@ -60,12 +60,12 @@ func TestEnrolment(t *testing.T) {
 	}
 	// A wrong code.
 	other, _ := identity.NewPairingCode(rand.Reader)
-	codes.Add(code, identity.RoleNode, time.Now())
+	codes.Add(code, identity.RoleNode, "", time.Now())
 	if _, err, serr := enrolOnce(t, f, r, other, "guess"); err == nil || !errors.Is(serr, identity.ErrPairing) {
 		t.Errorf("wrong code: %v / %v", err, serr)
 	}
 	// An expired code.
-	codes.Add(other, identity.RoleNode, time.Now().Add(-identity.PairingLifetime-time.Second))
+	codes.Add(other, identity.RoleNode, "", time.Now().Add(-identity.PairingLifetime-time.Second))
 	if _, err, _ := enrolOnce(t, f, r, other, "late"); err == nil {
 		t.Error("expired code accepted")
 	}
@@ -113,7 +113,7 @@ func TestEnrolmentRefusals(t *testing.T) {
 			f := newFamily(t)
 			codes := &identity.Codes{}
 			code, _ := identity.NewPairingCode(rand.Reader)
-			codes.Add(code, tc.codeRole, time.Now())
+			codes.Add(code, tc.codeRole, "", time.Now())
 			enrolled := tc.enrolled
 			if enrolled == nil {
 				enrolled = func(context.Context, *identity.Certificate) error { return nil }
