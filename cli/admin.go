@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"text/tabwriter"
@@ -9,17 +10,21 @@ import (
 
 	"github.com/myclerk/myclerk-bridge/node/identity"
 	"github.com/myclerk/myclerk-bridge/node/runtime"
+	"github.com/myclerk/myclerk-bridge/node/session"
 	"github.com/myclerk/myclerk-bridge/node/store"
 )
 
 // adminMain runs the hub-side administration commands: they work on the
 // hub's store, next to a running hub.
 func adminMain(name string, args []string, env Env) int {
-	var role *string
+	var role, bind *string
 	var fs *flag.FlagSet
 	c, code := configCommand(name, args, env, func(f *flag.FlagSet) {
 		fs = f
 		role = f.String("role", "node", "invite: node or client")
+		if name == "invite" {
+			bind = f.String("name", "", "invite: the one name the code enrols (an admin's name, acl.admins, needs it)")
+		}
 	})
 	if code != 0 {
 		return code
@@ -41,11 +46,14 @@ func adminMain(name string, args []string, env Env) int {
 		if err != nil || r == identity.RoleHub {
 			return fail(2, "-role %q: want node or client", *role)
 		}
-		code, err := runtime.Invite(ctx, st, r)
+		code, err := runtime.Invite(ctx, st, r, *bind)
+		if errors.Is(err, identity.ErrName) || errors.Is(err, session.ErrMatrixName) {
+			return fail(2, "-name: %v", err)
+		}
 		if err != nil {
 			return fail(1, "%v", err)
 		}
-		fmt.Fprintf(env.Stdout, "Pairing code for a new %v (valid %v, once): %s\n", r, identity.PairingLifetime, code)
+		fmt.Fprintf(env.Stdout, "Pairing code for %s (valid %v, once): %s\n", invitee(r, *bind), identity.PairingLifetime, code)
 		return 0
 	case "revoke":
 		if fs.NArg() != 1 {
@@ -95,4 +103,13 @@ func adminMain(name string, args []string, env Env) int {
 		return 0
 	}
 	return fail(2, "unknown command")
+}
+
+// invitee says whom a pairing code is for: "a new client", or "the
+// client alice (that name only)" for a bound code.
+func invitee(role identity.Role, name string) string {
+	if name == "" {
+		return fmt.Sprintf("a new %v", role)
+	}
+	return fmt.Sprintf("the %v %s (that name only)", role, identity.Printable(name))
 }

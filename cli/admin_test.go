@@ -5,9 +5,12 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/myclerk/myclerk-bridge/node/config"
 	"github.com/myclerk/myclerk-bridge/node/identity"
@@ -65,5 +68,62 @@ func TestNodesAndRevoke(t *testing.T) {
 		if strings.ContainsAny(out, "\x1b\x07") {
 			t.Errorf("%q: raw control characters in %q", tc.args, out)
 		}
+	}
+}
+
+// TestInviteName: `invite -name alice` prints a code that enrols alice,
+// an admin, at a running hub and refuses another name; a Matrix user ID
+// or an invalid name cannot be bound.
+func TestInviteName(t *testing.T) {
+	dir := t.TempDir()
+	cfgFile := filepath.Join(dir, "hub.yaml")
+	yaml := "role: hub\nname: hub\ndata_dir: " + filepath.Join(dir, "data") +
+		"\nlisten: {tcp: 127.0.0.1:0, websocket: '', nats: '', metrics: ''}\nacl: {admins: [alice]}\n"
+	if err := os.WriteFile(cfgFile, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := config.Load(cfgFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h, err := runtime.StartHub(ctx, c, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); h.Wait() })
+	ep, err := runtime.ParseEndpoint(h.Addrs["tcp"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(args ...string) (int, string) {
+		var out, errOut bytes.Buffer
+		code := adminMain("invite", append([]string{"-config", cfgFile}, args...), Env{Stdout: &out, Stderr: &errOut})
+		return code, out.String() + errOut.String()
+	}
+	for _, bad := range []string{"@alice:example.com", "two words"} {
+		if code, out := run("-role", "client", "-name", bad); code != 2 || !strings.Contains(out, "-name") {
+			t.Errorf("invite -name %q: exit %d, %q; want exit 2 naming -name", bad, code, out)
+		}
+	}
+	code, out := run("-role", "client", "-name", "alice")
+	pc := regexp.MustCompile(`[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}`).FindString(out)
+	if code != 0 || pc == "" || !strings.Contains(out, "client alice (that name only)") {
+		t.Fatalf("invite -name alice: exit %d, %q", code, out)
+	}
+	pairing, err := identity.ParsePairingCode(pc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair := func(name string) (*identity.Identity, error) {
+		m := config.Default()
+		m.Role, m.Name, m.DataDir = "node", name, t.TempDir()
+		return runtime.Pair(ctx, m, ep, pairing, identity.RoleClient, false, zerolog.Nop())
+	}
+	if _, err := pair("mallory"); err == nil || !strings.Contains(err.Error(), "FORBIDDEN") || !strings.Contains(err.Error(), "for another name") {
+		t.Errorf("pair as mallory with alice's code: %v", err)
+	}
+	if id, err := pair("alice"); err != nil || id.Cert.Name != "alice" {
+		t.Errorf("pair as alice with her code: %v", err)
 	}
 }

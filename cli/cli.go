@@ -19,7 +19,7 @@ type Env struct {
 const usage = `myclerk-bridge: the MyClerk Protocol node and Matrix bridge
 
 Usage:
-  myclerk-bridge [hub] [-config F] [-invite node|client]
+  myclerk-bridge [hub] [-config F] [-invite node|client[:NAME],...]
                                                 run the family hub (no arguments: on
                                                 built-in defaults, 127.0.0.1, ./data), and
                                                 the Matrix bridge when the config has a
@@ -30,8 +30,9 @@ Usage:
   myclerk-bridge pair -hub ADDR -code CODE -name NAME [-role node|client] [-data DIR] [-force]
                                                 join a family with a pairing code
   myclerk-bridge client [flags] COMMAND         talk to the hub (devices, locks, ACLs, status)
-  myclerk-bridge invite [-config F] [-role node|client]
-                                                a pairing code for the running hub
+  myclerk-bridge invite [-config F] [-role node|client] [-name NAME]
+                                                a pairing code for the running hub (with
+                                                -name for that name only: an admin's needs it)
   myclerk-bridge revoke [-config F] NAME        revoke a node; its sessions end
   myclerk-bridge nodes [-config F]              enrolled nodes, last seen, Core/Bonus
   myclerk-bridge nats-config [-config F]        the authorization block for a family's own

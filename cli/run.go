@@ -17,6 +17,7 @@ import (
 	"github.com/myclerk/myclerk-bridge/node/config"
 	"github.com/myclerk/myclerk-bridge/node/identity"
 	"github.com/myclerk/myclerk-bridge/node/runtime"
+	"github.com/myclerk/myclerk-bridge/node/session"
 )
 
 // loadConfig reads -config, or the defaults when the flag names no file
@@ -89,7 +90,7 @@ func configCommand(name string, args []string, env Env, define func(*flag.FlagSe
 func hubMain(args []string, env Env) int {
 	var invite *string
 	c, code := configCommand("hub", args, env, func(fs *flag.FlagSet) {
-		invite = fs.String("invite", "", "print pairing codes after starting: a comma-separated list of node or client")
+		invite = fs.String("invite", "", "print pairing codes after starting: a comma-separated list of node or client, each with :NAME for a code for that name only (an admin's needs it)")
 	})
 	if code != 0 {
 		return code
@@ -135,18 +136,23 @@ func hubMain(args []string, env Env) int {
 		fmt.Fprintln(env.Stdout, "  matrix    not configured: add a matrix section to the configuration to run the bridge (README: Meet your family in Element)")
 	}
 	if *invite != "" {
-		for _, r := range strings.Split(*invite, ",") {
-			role, err := identity.ParseRole(strings.TrimSpace(r))
+		for _, item := range strings.Split(*invite, ",") {
+			r, name, _ := strings.Cut(strings.TrimSpace(item), ":")
+			role, err := identity.ParseRole(r)
 			if err != nil || role == identity.RoleHub {
-				fmt.Fprintf(env.Stderr, "hub: -invite %q: want node or client (or a comma-separated list)\n", r)
+				fmt.Fprintf(env.Stderr, "hub: -invite %q: want node or client, each with an optional :NAME (or a comma-separated list)\n", item)
 				return 2
 			}
-			code, err := runtime.Invite(ctx, h.Store, role)
+			code, err := runtime.Invite(ctx, h.Store, role, name)
+			if errors.Is(err, identity.ErrName) || errors.Is(err, session.ErrMatrixName) {
+				fmt.Fprintf(env.Stderr, "hub: -invite: %v\n", err)
+				return 2
+			}
 			if err != nil {
 				fmt.Fprintf(env.Stderr, "hub: %v\n", err)
 				return 1
 			}
-			fmt.Fprintf(env.Stdout, "Pairing code for a new %v (valid %v, once): %s\n", role, identity.PairingLifetime, code)
+			fmt.Fprintf(env.Stdout, "Pairing code for %s (valid %v, once): %s\n", invitee(role, name), identity.PairingLifetime, code)
 		}
 		fmt.Fprintf(env.Stdout, "On the new machine: myclerk-bridge pair -hub %s -code CODE -name NAME -role node|client\n", firstAddr(h.Addrs))
 	}

@@ -78,7 +78,7 @@ func Register(b *bridge.Bridge, proc *bcommands.Processor) {
 		fromTable("deny", wire.OpACLRevoke, "They fall back to the hub's default mode.", c.deny, "ungrant"),
 		member("sessions", "", "Your session to the hub: tier, key epoch, counters.", c.sessions),
 		admin("nodes", "", "List the family's nodes with their 30-day availability (Core above 95 %).", c.nodes),
-		admin("pair", "[node|client]", "Make a one-time pairing code for a new node or client.", c.pair),
+		admin("pair", "[node|client] [name]", "Make a one-time pairing code for a new node or client; with a name, for that name only (an admin's name needs one).", c.pair),
 		admin("remove-node", "<name or node ID>", "Revoke a node: it can no longer open sessions, and its live ones end.", c.removeNode),
 		admin("federation", "invite <label> <@bot:server> | accept <label> <room> | verify <label> <code> | grant <label> <device> <mode> | deny <label> <device> | revoke <label> | list",
 			"Federate with another family through Matrix: meet in a room, compare a code, grant devices.", c.federation),
@@ -489,25 +489,36 @@ func (c *cmds) nodes(ce *bcommands.Event) {
 	replyTable(ce, fmt.Sprintf("%d nodes", len(nodes)), []string{"Name", "Role", "Node ID", "Last seen", "Up (30 days)", "Class", "State"}, rows)
 }
 
+// pair makes a pairing code: `pair [node|client] [name]`. With a name the
+// code enrols that name alone, the only way an admin's name enrols
+// (PROFILE.md §P35).
 func (c *cmds) pair(ce *bcommands.Event) {
-	role := identity.RoleNode
-	if len(ce.Args) == 1 {
+	role, name := identity.RoleNode, ""
+	if len(ce.Args) > 2 {
+		usage(ce)
+		return
+	}
+	if len(ce.Args) >= 1 {
 		r, err := identity.ParseRole(ce.Args[0])
 		if err != nil || r == identity.RoleHub {
 			usage(ce)
 			return
 		}
 		role = r
-	} else if len(ce.Args) > 1 {
-		usage(ce)
-		return
 	}
-	code, err := runtime.Invite(ce.Ctx, c.b.Hub.Store, role)
+	if len(ce.Args) == 2 {
+		name = ce.Args[1]
+	}
+	code, err := runtime.Invite(ce.Ctx, c.b.Hub.Store, role, name)
 	if err != nil {
 		replyErr(ce, err)
 		return
 	}
-	ce.Reply("Pairing code for a new %v (valid %v, once): `%s`\n\nOn the new machine: `myclerk-bridge pair -hub tcp://HUB:7410 -code %s -name NAME -role %v`", role, identity.PairingLifetime, code, code, role)
+	who, as := fmt.Sprintf("a new %v", role), "NAME"
+	if name != "" {
+		who, as = fmt.Sprintf("the %v `%s` (that name only)", role, name), name
+	}
+	ce.Reply("Pairing code for %s (valid %v, once): `%s`\n\nOn the new machine: `myclerk-bridge pair -hub tcp://HUB:7410 -code %s -name %s -role %v`", who, identity.PairingLifetime, code, code, as, role)
 }
 
 func (c *cmds) removeNode(ce *bcommands.Event) {

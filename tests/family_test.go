@@ -297,8 +297,12 @@ func hubStateSurvives(t *testing.T, postgresURI string) {
 	tcp := fmt.Sprintf("tcp://127.0.0.1:%d", tcpPort)
 	runIn := func(args ...string) result { t.Helper(); return runBin(t, dir, args...) }
 	codeRe := regexp.MustCompile(`[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}`)
-	invite := func(role string) string {
-		r := runIn("invite", "-config", "hub.yaml", "-role", role)
+	invite := func(role string, name ...string) string { // a name binds the code to it
+		args := []string{"invite", "-config", "hub.yaml", "-role", role}
+		if len(name) > 0 {
+			args = append(args, "-name", name[0])
+		}
+		r := runIn(args...)
 		c := codeRe.FindString(r.stdout)
 		if r.code != 0 || c == "" {
 			t.Fatalf("invite: %q %q", r.stdout, r.stderr)
@@ -312,8 +316,13 @@ func hubStateSurvives(t *testing.T, postgresURI string) {
 	if r := runIn("pair", "-config", "pi.yaml", "-hub", tcp, "-code", invite("node")); r.code != 0 {
 		t.Fatalf("pair node: %q %q", r.stdout, r.stderr)
 	}
+	// phone is an admin (acl.admins): an ordinary code cannot take its
+	// name, one made for it can.
+	if r := runIn("pair", "-hub", tcp, "-code", invite("client"), "-name", "phone", "-role", "client", "-data", "./phone"); r.code == 0 || !strings.Contains(r.stderr, "invite -name phone") {
+		t.Fatalf("pair the admin phone with an ordinary code: %d %q %q", r.code, r.stdout, r.stderr)
+	}
 	for _, n := range []string{"phone", "guest"} {
-		if r := runIn("pair", "-hub", tcp, "-code", invite("client"), "-name", n, "-role", "client", "-data", "./"+n); r.code != 0 {
+		if r := runIn("pair", "-hub", tcp, "-code", invite("client", n), "-name", n, "-role", "client", "-data", "./"+n); r.code != 0 {
 			t.Fatalf("pair %s: %q %q", n, r.stdout, r.stderr)
 		}
 	}

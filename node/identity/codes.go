@@ -21,17 +21,19 @@ type Codes struct {
 
 type pending struct {
 	role    Role
+	name    string // "" for any name
 	expires time.Time
 }
 
-// Add makes code usable until now + PairingLifetime, for a node of role.
-func (c *Codes) Add(code PairingCode, role Role, now time.Time) {
+// Add makes code usable until now + PairingLifetime, for a node of role
+// and, unless name is "", for that name alone (the enroller enforces it).
+func (c *Codes) Add(code PairingCode, role Role, name string, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.codes == nil {
 		c.codes = map[PairingCode]pending{}
 	}
-	c.codes[code] = pending{role: role, expires: now.Add(PairingLifetime)}
+	c.codes[code] = pending{role: role, name: name, expires: now.Add(PairingLifetime)}
 }
 
 // Pending returns how many codes are usable at now.
@@ -48,11 +50,12 @@ func (c *Codes) Pending(now time.Time) int {
 }
 
 // Redeem finds the unexpired code whose proof over (th, pub, name) is
-// proof, asks accept (when not nil) whether to go on with the role it was
-// made for, then removes it and returns it with that role. When accept
+// proof, asks accept (when not nil) whether to go on with the role and
+// the name it was made for ("" when it is not bound to a name), then
+// removes it and returns it with that role. When accept
 // refuses, the code stays usable and accept's error is returned. Expired
 // codes are forgotten on the way.
-func (c *Codes) Redeem(proof []byte, th [32]byte, pub ed25519.PublicKey, name string, now time.Time, accept func(Role) error) (PairingCode, Role, error) {
+func (c *Codes) Redeem(proof []byte, th [32]byte, pub ed25519.PublicKey, name string, now time.Time, accept func(role Role, bound string) error) (PairingCode, Role, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for code, p := range c.codes {
@@ -62,7 +65,7 @@ func (c *Codes) Redeem(proof []byte, th [32]byte, pub ed25519.PublicKey, name st
 		}
 		if code.Check(proof, wire.InitiatorToResponder, th, pub, []byte(name)) {
 			if accept != nil {
-				if err := accept(p.role); err != nil {
+				if err := accept(p.role, p.name); err != nil {
 					return "", 0, err
 				}
 			}

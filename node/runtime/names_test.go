@@ -15,17 +15,18 @@ import (
 	"github.com/myclerk/myclerk-bridge/node/identity"
 	"github.com/myclerk/myclerk-bridge/node/keystore"
 	"github.com/myclerk/myclerk-bridge/node/ops"
+	"github.com/myclerk/myclerk-bridge/node/session"
 	"github.com/myclerk/myclerk-bridge/wire"
 )
 
-// testHub starts a hub on TCP with admin "alice" in a temporary data
-// directory.
+// testHub starts a hub on TCP with admins "alice" and the Matrix user
+// "@you:example.com" in a temporary data directory.
 func testHub(t *testing.T) (*Hub, Endpoint) {
 	t.Helper()
 	c := config.Default()
 	c.DataDir = t.TempDir()
 	c.Listen = config.Listen{TCP: "127.0.0.1:0"}
-	c.ACL.Admins = []string{"alice"}
+	c.ACL.Admins = []string{"alice", "@you:example.com"}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	h, err := StartHub(ctx, c, zerolog.Nop())
@@ -47,7 +48,13 @@ func memberConfig(t *testing.T, name string) *config.Config {
 
 func invite(t *testing.T, h *Hub, role identity.Role) identity.PairingCode {
 	t.Helper()
-	code, err := Invite(context.Background(), h.Store, role)
+	return inviteFor(t, h, role, "")
+}
+
+// inviteFor makes a code bound to name ("" for none).
+func inviteFor(t *testing.T, h *Hub, role identity.Role, name string) identity.PairingCode {
+	t.Helper()
+	code, err := Invite(context.Background(), h.Store, role, name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +77,7 @@ func pending(t *testing.T, h *Hub) int {
 func TestEnrolmentNames(t *testing.T) {
 	ctx := context.Background()
 	h, ep := testHub(t)
-	if _, err := Pair(ctx, memberConfig(t, "alice"), ep, invite(t, h, identity.RoleClient), identity.RoleClient, false, zerolog.Nop()); err != nil {
+	if _, err := Pair(ctx, memberConfig(t, "alice"), ep, inviteFor(t, h, identity.RoleClient, "alice"), identity.RoleClient, false, zerolog.Nop()); err != nil {
 		t.Fatalf("pair alice: %v", err)
 	}
 	code := invite(t, h, identity.RoleClient)
@@ -113,6 +120,66 @@ func TestEnrolmentNames(t *testing.T) {
 		_, err := h.IssueMember(ctx, tc.name, identity.RoleClient)
 		if tc.want == nil && err != nil || tc.want != nil && !errors.Is(err, tc.want) {
 			t.Errorf("IssueMember(%q) = %v, want %v", tc.name, err, tc.want)
+		}
+	}
+}
+
+// TestAdminNamesNeedBoundCodes: through a real hub, an ordinary client
+// code cannot take an admin's name (in any case) or any Matrix user ID
+// (the bridge's members, an admin's among them); a code bound to the
+// admin's name enrols it, refuses another name and stays usable after
+// that refusal. Every refusal leaves the codes valid.
+func TestAdminNamesNeedBoundCodes(t *testing.T) {
+	ctx := context.Background()
+	h, ep := testHub(t)
+	pair := func(name string, code identity.PairingCode) (*identity.Identity, error) {
+		return Pair(ctx, memberConfig(t, name), ep, code, identity.RoleClient, false, zerolog.Nop())
+	}
+	unbound := invite(t, h, identity.RoleClient)
+	bound := inviteFor(t, h, identity.RoleClient, "alice")
+	for _, tc := range []struct {
+		name  string
+		code  identity.PairingCode
+		want  wire.Code
+		inMsg string
+	}{
+		{"alice", unbound, wire.CodeForbidden, "invite -name alice"},
+		{"Alice", unbound, wire.CodeForbidden, "admin"},
+		{"@you:example.com", unbound, wire.CodeBadRequest, "Matrix user ID"},
+		{"@someone:example.com", unbound, wire.CodeBadRequest, "Matrix user ID"},
+		{"mallory", bound, wire.CodeForbidden, "the pairing code is for another name"},
+		{"ALICE", bound, wire.CodeForbidden, "for another name"},
+		{"@you:example.com", bound, wire.CodeForbidden, "for another name"},
+	} {
+		_, err := pair(tc.name, tc.code)
+		if err == nil || !strings.Contains(err.Error(), tc.want.String()) || !strings.Contains(err.Error(), tc.inMsg) {
+			t.Errorf("pair as %q: %v, want %v with %q", tc.name, err, tc.want, tc.inMsg)
+		}
+		if n := pending(t, h); n != 2 {
+			t.Errorf("after pairing as %q %d codes pending, want 2", tc.name, n)
+		}
+	}
+	id, err := pair("alice", bound)
+	if err != nil || id.Cert.Name != "alice" {
+		t.Fatalf("pair as alice with her code: %v", err)
+	}
+	if _, err := pair("bob", bound); err == nil {
+		t.Error("the bound code worked twice")
+	}
+	if id, err := pair("bob", unbound); err != nil || id.Cert.Name != "bob" {
+		t.Errorf("pair as bob with the ordinary code: %v", err)
+	}
+	// The bridge still makes the Matrix admin's member.
+	if _, err := h.IssueMember(ctx, "@you:example.com", identity.RoleClient); err != nil {
+		t.Errorf("IssueMember(@you:example.com): %v", err)
+	}
+	// A code cannot be bound to a Matrix user ID or an invalid name.
+	for _, tc := range []struct {
+		name string
+		want error
+	}{{"@you:example.com", session.ErrMatrixName}, {"two words", identity.ErrName}, {"nas@1a2b3c4d", identity.ErrName}} {
+		if _, err := Invite(ctx, h.Store, identity.RoleClient, tc.name); !errors.Is(err, tc.want) || wire.CodeOf(err) != wire.CodeBadRequest {
+			t.Errorf("Invite for %q = %v, want %v", tc.name, err, tc.want)
 		}
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -245,6 +246,17 @@ func (h *Hub) nameFree(ctx context.Context, name string) error {
 	return nil
 }
 
+// adminNamed returns the entry of acl.admins that name is in any ASCII
+// case, or "": an admin's name enrols only with a code bound to it
+// (PROFILE.md §P35), and a namesake in another case would keep the admin
+// from enrolling.
+func (h *Hub) adminNamed(name string) string {
+	if i := slices.IndexFunc(h.cfg.ACL.Admins, func(a string) bool { return strings.EqualFold(a, name) }); i >= 0 {
+		return h.cfg.ACL.Admins[i]
+	}
+	return ""
+}
+
 // record stores a newly certified node, in one transaction with the
 // hand-over of the devices of revoked nodes of its name, and tells the
 // registry. Enrolment answers only after it succeeded.
@@ -399,7 +411,7 @@ func StartHub(ctx context.Context, c *config.Config, log zerolog.Logger) (_ *Hub
 		}
 		return revoked
 	}
-	enroller := &session.Enroller{Root: root, Codes: st.Codes, NameFree: h.nameFree, Enrolled: h.record}
+	enroller := &session.Enroller{Root: root, Codes: st.Codes, NameFree: h.nameFree, Enrolled: h.record, Admin: h.adminNamed}
 	r := &session.Responder{Config: scfg, Enrol: enroller.Handle}
 	if c.Session.Tickets {
 		if r.Tickets, err = ticketIssuer(ctx, st); err != nil {
@@ -689,13 +701,25 @@ func ticketIssuer(ctx context.Context, st *store.Store) (*session.Tickets, error
 }
 
 // Invite makes a pairing code for a new node or client; it works while
-// the hub runs in another process, since codes live in the store.
-func Invite(ctx context.Context, st *store.Store, role identity.Role) (identity.PairingCode, error) {
+// the hub runs in another process, since codes live in the store. A name
+// other than "" binds the code to it: the code enrols that name alone,
+// and an admin's name (acl.admins) enrols only with such a code
+// (PROFILE.md §P35). A Matrix user ID cannot be bound: the bridge issues
+// those members itself.
+func Invite(ctx context.Context, st *store.Store, role identity.Role, name string) (identity.PairingCode, error) {
+	if name != "" {
+		if err := identity.CheckName(name, role); err != nil {
+			return "", fmt.Errorf("pairing code: %w", err)
+		}
+		if strings.HasPrefix(name, "@") {
+			return "", fmt.Errorf("pairing code for \"%s\": %w; the bridge makes that member when the person writes to it", identity.Printable(name), session.ErrMatrixName)
+		}
+	}
 	code, err := identity.NewPairingCode(rand.Reader)
 	if err != nil {
 		return "", err
 	}
-	if err := st.Codes.Add(ctx, code, role, time.Now()); err != nil {
+	if err := st.Codes.Add(ctx, code, role, name, time.Now()); err != nil {
 		return "", err
 	}
 	return code, nil

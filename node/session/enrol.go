@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -81,16 +82,30 @@ func Enrol(ctx context.Context, conn transport.Conn, cfg Config, code identity.P
 // CodeBook holds outstanding pairing codes: identity.Codes in memory, or
 // the store's CodeQuery, shared with `myclerk-bridge invite`. Redeem finds
 // the code whose proof matches, asks accept whether the enrolment may go
-// on (given the role the code was made for) and only then uses the code
-// up: a refused enrolment leaves it valid, so the person may try again
-// (with another name, say).
+// on (given the role the code was made for and the name it is bound to,
+// "" for none) and only then uses the code up: a refused enrolment leaves
+// it valid, so the person may try again (with another name, say).
 type CodeBook interface {
-	Redeem(proof []byte, th [32]byte, pub ed25519.PublicKey, name string, now time.Time, accept func(identity.Role) error) (identity.PairingCode, identity.Role, error)
+	Redeem(proof []byte, th [32]byte, pub ed25519.PublicKey, name string, now time.Time, accept func(role identity.Role, bound string) error) (identity.PairingCode, identity.Role, error)
 }
 
 // ErrCodeRole refuses an enrolment that asks for another role than its
 // code was made for.
 var ErrCodeRole = &wire.Error{Code: wire.CodeForbidden, Reason: "the pairing code is for another role"}
+
+// Refusals of a name a code may not enrol (PROFILE.md §P35). Like every
+// refusal of the accept callback they come before the code is used, so it
+// stays valid.
+var (
+	// ErrCodeName: the code is bound to another name.
+	ErrCodeName = &wire.Error{Code: wire.CodeForbidden, Reason: "the pairing code is for another name"}
+	// ErrAdminCode: the name is an admin's (acl.admins), which carries
+	// admin rights, and the code is bound to no name.
+	ErrAdminCode = &wire.Error{Code: wire.CodeForbidden, Reason: "an admin's name needs a pairing code made for it"}
+	// ErrMatrixName: Matrix user IDs name the bridge's members, which the
+	// hub issues itself (runtime.Hub.IssueMember), never a paired node.
+	ErrMatrixName = &wire.Error{Code: wire.CodeBadRequest, Reason: "a Matrix user ID is not enrolled with a pairing code"}
+)
 
 // ErrNotStored answers an enrolment the hub could not record: no
 // certificate is sent, since one the admin can neither see nor revoke
@@ -106,6 +121,10 @@ type Enroller struct {
 	// runs once the pairing code's proof holds and before the code is
 	// used; nil takes every valid name.
 	NameFree func(ctx context.Context, name string) error
+	// Admin returns the admin (as acl.admins spells it) whose name name
+	// is in any ASCII case, or "": an admin's name enrols only with a
+	// code bound to it. Nil: no name is an admin's.
+	Admin func(name string) string
 	// Enrolled records each new node (in the store) before the hub
 	// answers. When it fails the new node is told ERROR with the error's
 	// code (SERVICE_UNAVAILABLE for one without) and gets no certificate.
@@ -119,21 +138,35 @@ type Enroller struct {
 func (e *Enroller) Handle(ctx context.Context, s *Session, req *payload.EnrolRequest, th [32]byte) error {
 	now := s.cfg.now()
 	pub := ed25519.PublicKey(req.PublicKey[:])
-	code, role, err := e.Codes.Redeem(req.Proof[:], th, pub, req.Name, now, func(role identity.Role) error {
+	var admin string // the admin whose name req.Name is, when refused for it
+	code, role, err := e.Codes.Redeem(req.Proof[:], th, pub, req.Name, now, func(role identity.Role, bound string) error {
 		if req.Role != 0 && identity.Role(req.Role) != role {
 			return fmt.Errorf("%w: the code was made for a %v, not a %v", ErrCodeRole, role, identity.Role(req.Role))
+		}
+		if bound != "" && req.Name != bound { // exact: the certificate's name is what acl.admins is compared with
+			return fmt.Errorf("%w: \"%s\"", ErrCodeName, identity.Printable(req.Name))
 		}
 		if err := identity.CheckName(req.Name, role); err != nil {
 			return err
 		}
-		if e.NameFree != nil {
-			return e.NameFree(ctx, req.Name)
+		if strings.HasPrefix(req.Name, "@") {
+			return fmt.Errorf("%w: \"%s\"", ErrMatrixName, identity.Printable(req.Name))
+		}
+		if e.NameFree != nil { // an admin enrolled already: the name is taken
+			if err := e.NameFree(ctx, req.Name); err != nil {
+				return err
+			}
+		}
+		if bound == "" && e.Admin != nil {
+			if admin = e.Admin(req.Name); admin != "" {
+				return fmt.Errorf("%w: \"%s\" is the admin \"%s\"", ErrAdminCode, identity.Printable(req.Name), identity.Printable(admin))
+			}
 		}
 		return nil
 	})
 	if err != nil {
 		s.reject(err, "Refused an enrolment")
-		s.sendError(ctx, wire.CodeOf(err), 0, 0, enrolRefusal(err, req.Name))
+		s.sendError(ctx, wire.CodeOf(err), 0, 0, enrolRefusal(err, req.Name, admin))
 		return err
 	}
 	_, nodeID, err := identity.NewNodeKey(s.cfg.Rand) // only the ID is used
@@ -156,7 +189,7 @@ func (e *Enroller) Handle(ctx context.Context, s *Session, req *payload.EnrolReq
 				err = fmt.Errorf("%w: %w", ErrNotStored, err)
 			}
 			s.log(zerolog.ErrorLevel).Err(err).Str("name", identity.Printable(c.Name)).Stringer("node_id", c.Node).Msg("Failed to record an enrolment; no certificate sent")
-			s.sendError(ctx, wire.CodeOf(err), 0, 0, enrolRefusal(err, req.Name))
+			s.sendError(ctx, wire.CodeOf(err), 0, 0, enrolRefusal(err, req.Name, ""))
 			return err
 		}
 	}
@@ -175,13 +208,22 @@ func (e *Enroller) Handle(ctx context.Context, s *Session, req *payload.EnrolReq
 }
 
 // enrolRefusal is what a refused node is told: the stable reason, and for
-// a taken name what to do about it.
-func enrolRefusal(err error, name string) string {
+// a refused name what to do about it. admin is the admin whose name was
+// refused for want of a bound code.
+func enrolRefusal(err error, name, admin string) string {
+	n := identity.Printable(name)
 	switch {
+	case errors.Is(err, ErrCodeName):
+		return "the pairing code is for another name; pair with the name it was made for, as the hub's admin wrote it (the code is still valid)"
+	case errors.Is(err, ErrAdminCode):
+		a := identity.Printable(admin)
+		return fmt.Sprintf("the name \"%s\" is the admin \"%s\"'s (acl.admins): it enrols only with a code made for it, `myclerk-bridge invite -name %s` on the hub (this code is still valid for another name)", n, a, a)
+	case errors.Is(err, ErrMatrixName):
+		return fmt.Sprintf("\"%s\" is a Matrix user ID: the bridge makes those members itself; pair with a plain name (the code is still valid)", n)
 	case errors.Is(err, identity.ErrNameTaken):
-		return fmt.Sprintf("the name \"%s\" is taken in this family; pair again with another name (the code is still valid)", identity.Printable(name))
+		return fmt.Sprintf("the name \"%s\" is taken in this family; pair again with another name (the code is still valid)", n)
 	case errors.Is(err, identity.ErrName):
-		return fmt.Sprintf("invalid name \"%s\": want 1-%d letters, digits, '_' or '-' (the code is still valid)", identity.Printable(name), identity.MaxPlainName)
+		return fmt.Sprintf("invalid name \"%s\": want 1-%d letters, digits, '_' or '-' (the code is still valid)", n, identity.MaxPlainName)
 	}
 	return wire.ReasonOf(err)
 }

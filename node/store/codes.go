@@ -12,8 +12,8 @@ import (
 )
 
 const (
-	addCodeQuery     = `INSERT INTO pairing_codes (code, role, expires_at) VALUES ($1, $2, $3)`
-	listCodesQuery   = `SELECT code, role, expires_at FROM pairing_codes`
+	addCodeQuery     = `INSERT INTO pairing_codes (code, role, name, expires_at) VALUES ($1, $2, $3, $4)`
+	listCodesQuery   = `SELECT code, role, name, expires_at FROM pairing_codes`
 	deleteCodeQuery  = `DELETE FROM pairing_codes WHERE code = $1`
 	expireCodesQuery = `DELETE FROM pairing_codes WHERE expires_at <= $1`
 )
@@ -25,19 +25,22 @@ type CodeQuery struct {
 	db *sql.DB
 }
 
-// Add makes code usable by a node of role until now + identity.PairingLifetime.
-func (q *CodeQuery) Add(ctx context.Context, code identity.PairingCode, role identity.Role, now time.Time) error {
-	if _, err := q.db.ExecContext(ctx, addCodeQuery, string(code), int(role), now.Add(identity.PairingLifetime).Unix()); err != nil {
+// Add makes code usable by a node of role until now +
+// identity.PairingLifetime and, unless name is "", by the node of that
+// name alone (the enroller enforces it, PROFILE.md §P35).
+func (q *CodeQuery) Add(ctx context.Context, code identity.PairingCode, role identity.Role, name string, now time.Time) error {
+	if _, err := q.db.ExecContext(ctx, addCodeQuery, string(code), int(role), name, now.Add(identity.PairingLifetime).Unix()); err != nil {
 		return fmt.Errorf("failed to store a pairing code: %w", err)
 	}
 	return nil
 }
 
 // Redeem finds the unexpired code whose proof matches, asks accept (when
-// not nil) whether to go on with the code's role, then deletes it (only
+// not nil) whether to go on with the code's role and bound name ("" for
+// none), then deletes it (only
 // one caller can win: the delete must remove the row) and returns it.
 // When accept refuses, the code stays and accept's error is returned.
-func (q *CodeQuery) Redeem(proof []byte, th [32]byte, pub ed25519.PublicKey, name string, now time.Time, accept func(identity.Role) error) (identity.PairingCode, identity.Role, error) {
+func (q *CodeQuery) Redeem(proof []byte, th [32]byte, pub ed25519.PublicKey, name string, now time.Time, accept func(role identity.Role, bound string) error) (identity.PairingCode, identity.Role, error) {
 	ctx := context.Background()
 	if _, err := q.db.ExecContext(ctx, expireCodesQuery, now.Unix()); err != nil {
 		return "", 0, fmt.Errorf("failed to expire pairing codes: %w", err)
@@ -49,12 +52,13 @@ func (q *CodeQuery) Redeem(proof []byte, th [32]byte, pub ed25519.PublicKey, nam
 	type row struct {
 		code string
 		role int
+		name string
 		exp  int64
 	}
 	var all []row
 	for rows.Next() {
 		var r row
-		if err := rows.Scan(&r.code, &r.role, &r.exp); err != nil {
+		if err := rows.Scan(&r.code, &r.role, &r.name, &r.exp); err != nil {
 			rows.Close()
 			return "", 0, fmt.Errorf("failed to read pairing codes: %w", err)
 		}
@@ -67,7 +71,7 @@ func (q *CodeQuery) Redeem(proof []byte, th [32]byte, pub ed25519.PublicKey, nam
 			continue
 		}
 		if accept != nil {
-			if err := accept(identity.Role(r.role)); err != nil {
+			if err := accept(identity.Role(r.role), r.name); err != nil {
 				return "", 0, err
 			}
 		}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"crypto/rand"
 	"database/sql"
 	"errors"
 	"io/fs"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/myclerk/myclerk-bridge/node/identity"
 	"github.com/myclerk/myclerk-bridge/node/ops"
+	"github.com/myclerk/myclerk-bridge/wire"
 	"github.com/myclerk/myclerk-bridge/wire/ticket"
 )
 
@@ -340,5 +342,29 @@ func testUniqueNamesMigration(t *testing.T, b backend) {
 	err := s.Nodes.Put(ctx, &Node{ID: nodeID(8), Name: "Admin", Role: identity.RoleClient, Certificate: []byte("c"), EnrolledAt: at(60)})
 	if err == nil {
 		t.Error("a second live node named Admin was stored")
+	}
+}
+
+// testBoundCodesMigration: a code made before migration 006 is bound to
+// no name after it, and still enrols.
+func testBoundCodesMigration(t *testing.T, b backend) {
+	ctx := t.Context()
+	old, dsn := migrateTo(t, b, 5)
+	code, _ := identity.NewPairingCode(rand.Reader)
+	now := time.Unix(1_767_225_600, 0)
+	if _, err := old.db.ExecContext(ctx, `INSERT INTO pairing_codes (code, role, expires_at) VALUES ($1, $2, $3)`,
+		string(code), int(identity.RoleNode), now.Add(identity.PairingLifetime).Unix()); err != nil {
+		t.Fatal(err)
+	}
+	must(t, old.db.Close())
+
+	s := reopen(t, b, dsn)
+	th := [32]byte{5}
+	pub := make([]byte, 32)
+	bound := "unasked"
+	got, role, err := s.Codes.Redeem(code.Proof(wire.InitiatorToResponder, th, pub, []byte("pi")), th, pub, "pi", now,
+		func(_ identity.Role, name string) error { bound = name; return nil })
+	if err != nil || got != code || role != identity.RoleNode || bound != "" {
+		t.Errorf("Redeem of an old code = %v, %v, %v, bound to %q; want it, node, unbound", got, role, err, bound)
 	}
 }

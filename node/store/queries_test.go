@@ -533,7 +533,7 @@ func testPairingCodes(t *testing.T, b backend) {
 		ctx := context.Background()
 		now := time.Unix(1_767_225_600, 0)
 		code, _ := identity.NewPairingCode(rand.Reader)
-		if err := s.Codes.Add(ctx, code, identity.RoleClient, now); err != nil {
+		if err := s.Codes.Add(ctx, code, identity.RoleClient, "", now); err != nil {
 			t.Fatal(err)
 		}
 		if n, _ := s.Codes.Pending(ctx, now); n != 1 {
@@ -547,21 +547,52 @@ func testPairingCodes(t *testing.T, b backend) {
 		}
 		// A refusal by accept (a taken name) leaves the code usable.
 		var asked identity.Role
-		refuse := func(r identity.Role) error { asked = r; return identity.ErrNameTaken }
-		if _, _, err := s.Codes.Redeem(proof, th, pub, "phone", now, refuse); !errors.Is(err, identity.ErrNameTaken) || asked != identity.RoleClient {
-			t.Errorf("refused redeem: %v, asked with %v", err, asked)
+		bound := "unasked"
+		refuse := func(r identity.Role, name string) error { asked, bound = r, name; return identity.ErrNameTaken }
+		if _, _, err := s.Codes.Redeem(proof, th, pub, "phone", now, refuse); !errors.Is(err, identity.ErrNameTaken) || asked != identity.RoleClient || bound != "" {
+			t.Errorf("refused redeem: %v, asked with %v, %q", err, asked, bound)
 		}
-		got, role, err := s.Codes.Redeem(proof, th, pub, "phone", now, func(identity.Role) error { return nil })
+		got, role, err := s.Codes.Redeem(proof, th, pub, "phone", now, func(identity.Role, string) error { return nil })
 		if err != nil || got != code || role != identity.RoleClient {
 			t.Fatalf("redeem: %v %v %v", got, role, err)
 		}
 		if _, _, err := s.Codes.Redeem(proof, th, pub, "phone", now, nil); !errors.Is(err, identity.ErrPairing) {
 			t.Errorf("second redeem: %v", err)
 		}
-		s.Codes.Add(ctx, code, identity.RoleNode, now)
+		s.Codes.Add(ctx, code, identity.RoleNode, "", now)
 		if _, _, err := s.Codes.Redeem(proof, th, pub, "phone", now.Add(identity.PairingLifetime), nil); !errors.Is(err, identity.ErrPairing) {
 			t.Errorf("expired code: %v", err)
 		}
+	}
+}
+
+// testBoundPairingCodes: a code bound to a name hands that name, as
+// stored, to accept; a refusal keeps the code, and the code is used once.
+func testBoundPairingCodes(t *testing.T, b backend) {
+	ctx := t.Context()
+	s, _ := open(t, b)
+	now := time.Unix(1_767_225_600, 0)
+	code, _ := identity.NewPairingCode(rand.Reader)
+	must(t, s.Codes.Add(ctx, code, identity.RoleClient, "Alice", now))
+	th := [32]byte{9}
+	pub := make([]byte, 32)
+	redeem := func(name string, accept func(identity.Role, string) error) (identity.PairingCode, error) {
+		code, _, err := s.Codes.Redeem(code.Proof(wire.InitiatorToResponder, th, pub, []byte(name)), th, pub, name, now, accept)
+		return code, err
+	}
+	var bound string
+	refuse := func(_ identity.Role, name string) error { bound = name; return identity.ErrNameTaken }
+	if _, err := redeem("mallory", refuse); !errors.Is(err, identity.ErrNameTaken) || bound != "Alice" {
+		t.Errorf("refused redeem: %v, bound to %q; want ErrNameTaken and Alice", err, bound)
+	}
+	if n, _ := s.Codes.Pending(ctx, now); n != 1 {
+		t.Fatalf("%d codes pending after a refusal, want 1", n)
+	}
+	if got, err := redeem("alice", func(_ identity.Role, name string) error { bound = name; return nil }); err != nil || got != code || bound != "Alice" {
+		t.Errorf("redeem = %v, %v, bound to %q", got, err, bound)
+	}
+	if n, _ := s.Codes.Pending(ctx, now); n != 0 {
+		t.Errorf("%d codes pending after the redeem, want 0", n)
 	}
 }
 

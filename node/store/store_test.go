@@ -52,6 +52,8 @@ var suite = []struct {
 	{"Sessions", testSessions},
 	{"Availability", testAvailability},
 	{"PairingCodes", testPairingCodes},
+	{"BoundPairingCodes", testBoundPairingCodes},
+	{"BoundCodesMigration", testBoundCodesMigration},
 	{"MatrixRecords", testMatrixRecords},
 	{"Federations", testFederations},
 }
