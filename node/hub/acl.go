@@ -166,7 +166,7 @@ func (h *Hub) routeCreate(_ context.Context, c *call) (*ops.Reply, error) {
 func (h *Hub) routeChange(_ context.Context, c *call) (*ops.Reply, error) {
 	req := &c.req
 	old, ok := h.routes[req.Route]
-	if !ok {
+	if !ok || old.Device != c.devID { // the dispatcher checked the caller against the route's device
 		return nil, fmt.Errorf("route %d: %w", req.Route, ErrNoRoute)
 	}
 	r, replace := old, false

@@ -82,13 +82,12 @@ func (h *Hub) configured(owner *identity.Certificate, r *ops.Reply) {
 	}
 }
 
-// announce takes a node's list of its devices (DEVICE_ANNOUNCE), whole or
-// not at all: one over the limits of node/ops is answered ERROR and
-// changes nothing. Which devices are the node's is decided under h.mu,
-// they are stored with h.mu released, and the registry takes them under
-// h.mu again; h.wmu, held throughout, keeps the decision valid. A device
-// the store refused is still served (logged): the node announces it again
-// on its next session.
+// announce takes a node's list of its devices (DEVICE_ANNOUNCE): the whole
+// list, so devices the node no longer announces are forgotten (their ACL
+// entries and routes are kept under their IDs, and apply again if the
+// device comes back). It is taken whole or not at all: one over the
+// limits of node/ops is answered ERROR and changes nothing. The answer is
+// sent with no lock of the registry held: the node may be slow to read.
 func (h *Hub) announce(ctx context.Context, s *session.Session, peer *identity.Certificate, p []byte) error {
 	var a ops.Announce
 	if err := ops.Unmarshal(p, &a); err != nil {
@@ -97,30 +96,53 @@ func (h *Hub) announce(ctx context.Context, s *session.Session, peer *identity.C
 	if err := ops.CheckAnnounce(&a); err != nil {
 		return sendDetail(ctx, s, 0, fmt.Errorf("DEVICE_ANNOUNCE from %s refused: %w", peer.Name, err))
 	}
+	if err := h.takeAnnouncement(s, peer, &a); err != nil {
+		return sendDetail(ctx, s, 0, err)
+	}
+	return nil
+}
+
+// takeAnnouncement applies a checked announcement. Which devices are the
+// node's, and which it dropped, is decided under h.mu; the store is
+// written with h.mu released, and the registry changed under h.mu again;
+// h.wmu, held throughout, keeps the decision valid. A device the store
+// refused is still served (logged): the node announces it again on its
+// next session.
+func (h *Hub) takeAnnouncement(s *session.Session, peer *identity.Certificate, a *ops.Announce) error {
 	h.wmu.Lock()
 	defer h.wmu.Unlock()
 	h.mu.Lock()
 	if n := h.othersDevices(peer.Node) + len(a.Devices); n > ops.MaxDevices {
 		h.mu.Unlock()
-		return sendDetail(ctx, s, 0, fmt.Errorf("DEVICE_ANNOUNCE from %s refused: the family would have %d devices, at most %d: %w",
-			peer.Name, n, ops.MaxDevices, ops.ErrAnnounce))
+		return fmt.Errorf("DEVICE_ANNOUNCE from %s refused: the family would have %d devices, at most %d: %w",
+			peer.Name, n, ops.MaxDevices, ops.ErrAnnounce)
 	}
+	announced := make(map[string]bool, len(a.Devices))
 	var take []ops.Device
 	for _, dv := range a.Devices {
-		if dv.ID == "" {
-			continue
-		}
 		id := peer.Name + "/" + dv.ID // device IDs are scoped by their node
+		announced[id] = true
 		if d := h.devices[id]; d != nil && d.owner != peer.Node {
 			continue // another node's device of the same name: keep it
 		}
 		dv.ID, dv.Available = id, true
 		take = append(take, dv)
 	}
+	var gone []string
+	for id, d := range h.devices {
+		if d.owner == peer.Node && !announced[id] {
+			gone = append(gone, id)
+		}
+	}
 	h.mu.Unlock()
 	for _, dv := range take {
 		if err := h.persistDevice(context.Background(), peer.Node, dv); err != nil {
 			h.cfg.Log.Warn().Err(err).Str("device", dv.ID).Msg("Failed to store a device")
+		}
+	}
+	for _, id := range gone {
+		if err := h.persistForget(context.Background(), id); err != nil {
+			h.cfg.Log.Warn().Err(err).Str("device", id).Msg("Failed to forget a device")
 		}
 	}
 	h.mu.Lock()
@@ -134,7 +156,10 @@ func (h *Hub) announce(ctx context.Context, s *session.Session, peer *identity.C
 		}
 		d.info = dv
 	}
-	h.cfg.Log.Info().Str("node", peer.Name).Int("devices", len(a.Devices)).Msg("A node announced its devices")
+	for _, id := range gone {
+		delete(h.devices, id)
+	}
+	h.cfg.Log.Info().Str("node", peer.Name).Int("devices", len(a.Devices)).Int("forgotten", len(gone)).Msg("A node announced its devices")
 	return nil
 }
 

@@ -199,10 +199,17 @@ func (h *Hub) decide(ctx context.Context, c *call) (*ops.Reply, error) {
 func (h *Hub) check(c *call) error {
 	e := c.entry
 	c.devID = c.req.Device
-	if c.devID == "" && c.req.Route != 0 {
-		if r, ok := h.routes[c.req.Route]; ok {
+	if c.req.Route != 0 {
+		// A request about a route is about its device, whatever device it
+		// names besides: checking the one it names would let the owner of
+		// any device change every route.
+		r, ok := h.routes[c.req.Route]
+		switch {
+		case ok && c.devID != "" && c.devID != r.Device:
+			return fmt.Errorf("route %d is not one of %q: %w", c.req.Route, c.devID, ErrNoRoute)
+		case ok:
 			c.devID = r.Device
-		} else if e.Need == optable.NeedAdmin {
+		case e.Need == optable.NeedAdmin:
 			return fmt.Errorf("route %d: %w", c.req.Route, ErrNoRoute)
 		}
 	}

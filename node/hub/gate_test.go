@@ -365,3 +365,105 @@ func counterOf(t *testing.T, reg *prometheus.Registry, name string, labels ...st
 	t.Fatalf("no %s%v", name, labels)
 	return nil
 }
+
+// TestRouteOpsCheckTheRoutesDevice: a request about a route is checked
+// against the route's device, whatever device it names besides (the
+// owner of any device could otherwise change every route).
+func TestRouteOpsCheckTheRoutesDevice(t *testing.T) {
+	w := newWorld(t, hub.Config{DefaultMode: ops.ModeReadWrite, Admins: []string{"admin"}})
+	w.startNode("pi")
+	admin := newClient(t, w.Connect(w.Member(identity.RoleClient, "admin")))
+	phone := newClient(t, w.Connect(w.Member(identity.RoleClient, "phone")))
+	phone.do(wire.OpDeviceList, ops.Request{})
+	evil := w.Connect(w.Member(identity.RoleNode, "evil"))
+	b, _ := ops.Marshal(ops.Announce{Devices: []ops.Device{{ID: "x", Kind: "sensor"}}})
+	evil.Send(context.Background(), wire.OpDeviceAnnounce, b)
+	e := newClient(t, evil)
+	if r, _ := e.do(wire.OpDeviceList, ops.Request{}); len(r.Devices) != 2 {
+		t.Fatalf("evil's device not announced: %+v", r.Devices)
+	}
+	r, code := admin.do(wire.OpRouteCreate, ops.Request{Device: "pi/temp", Node: "phone", Priority: 1})
+	if code != wire.CodeOK {
+		t.Fatal(code)
+	}
+	id := r.Route
+	for _, tc := range []struct {
+		op  wire.Op
+		req ops.Request
+	}{
+		{wire.OpRouteModify, ops.Request{Device: "evil/x", Route: id, Node: "evil", Priority: 99}},
+		{wire.OpRoutePriority, ops.Request{Device: "evil/x", Route: id, Priority: 99}},
+		{wire.OpRouteDelete, ops.Request{Device: "evil/x", Route: id}},
+		{wire.OpRouteDelete, ops.Request{Route: id}},
+	} {
+		if _, code := e.do(tc.op, tc.req); code == wire.CodeOK {
+			t.Errorf("%v %+v by the owner of another device: OK", tc.op, tc.req)
+		}
+	}
+	if r, _ := admin.do(wire.OpRouteList, ops.Request{}); len(r.Routes) != 1 || r.Routes[0].Node != "phone" || r.Routes[0].Priority != 1 {
+		t.Errorf("the route changed: %+v", r.Routes)
+	}
+}
+
+// TestAnnouncementIsTheWholeList: a node's announcement replaces its
+// list; devices it no longer announces are forgotten, so announcing new
+// devices again and again cannot grow the registry.
+func TestAnnouncementIsTheWholeList(t *testing.T) {
+	w := newWorld(t, hub.Config{DefaultMode: ops.ModeReadWrite})
+	pi := w.Connect(w.Member(identity.RoleNode, "pi"))
+	c := newClient(t, pi)
+	for round := range 3 {
+		devs := make([]ops.Device, ops.MaxDevicesPerNode)
+		for i := range devs {
+			devs[i] = ops.Device{ID: fmt.Sprintf("r%d-%d", round, i), Kind: "sensor"}
+		}
+		b, _ := ops.Marshal(ops.Announce{Devices: devs})
+		pi.Send(context.Background(), wire.OpDeviceAnnounce, b)
+		r, code := c.do(wire.OpDeviceList, ops.Request{})
+		if code != wire.CodeOK || len(r.Devices) != ops.MaxDevicesPerNode || r.Devices[0].ID[:6] != fmt.Sprintf("pi/r%d-", round) {
+			t.Fatalf("round %d: %v, %d devices (first %+v)", round, code, len(r.Devices), r.Devices[0])
+		}
+	}
+}
+
+// TestLocksLastWhileTheMemberIsConnected: a member's lock goes when its
+// last session ends, not when one of several does.
+func TestLocksLastWhileTheMemberIsConnected(t *testing.T) {
+	w := newWorld(t, hub.Config{DefaultMode: ops.ModeReadWrite})
+	w.startNode("pi")
+	phoneID := w.Member(identity.RoleClient, "phone")
+	first := w.Connect(phoneID)
+	second := newClient(t, w.Connect(phoneID))
+	other := newClient(t, w.Connect(w.Member(identity.RoleClient, "laptop")))
+	if _, code := second.do(wire.OpDeviceLock, ops.Request{Device: "pi/temp", Lease: 60}); code != wire.CodeOK {
+		t.Fatal(code)
+	}
+	first.Close(context.Background())
+	time.Sleep(50 * time.Millisecond) // the hub sees the session end
+	if _, code := other.do(wire.OpDeviceLock, ops.Request{Device: "pi/temp"}); code != wire.CodeConflict {
+		t.Errorf("after one of the holder's two sessions ended, another member locked: %v", code)
+	}
+}
+
+// TestRelayToANodeThatLeft: a request relayed to a node whose session
+// then ends is answered SERVICE_UNAVAILABLE at once, not after the relay's
+// 30 s.
+func TestRelayToANodeThatLeft(t *testing.T) {
+	w := newWorld(t, hub.Config{DefaultMode: ops.ModeReadWrite})
+	node := w.Connect(w.Member(identity.RoleNode, "pi"))
+	b, _ := ops.Marshal(ops.Announce{Devices: []ops.Device{{ID: "temp", Kind: "sensor"}}})
+	node.Send(context.Background(), wire.OpDeviceAnnounce, b)
+	phone := newClient(t, w.Connect(w.Member(identity.RoleClient, "phone")))
+	phone.do(wire.OpDeviceList, ops.Request{})
+	go func() {
+		node.Recv(context.Background()) // the relayed request arrives; the node leaves without answering
+		node.Close(context.Background())
+	}()
+	start := time.Now()
+	if _, code := phone.do(wire.OpDeviceConfigure, ops.Request{Device: "pi/temp", Settings: map[string]string{"a": "1"}}); code != wire.CodeServiceUnavailable {
+		t.Errorf("configure relayed to a node that left: %v, want SERVICE_UNAVAILABLE", code)
+	}
+	if d := time.Since(start); d > 4*time.Second {
+		t.Errorf("answered after %v", d)
+	}
+}

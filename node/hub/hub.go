@@ -274,7 +274,8 @@ func (h *Hub) disconnected(s *session.Session, node identity.NodeID) bool {
 	defer h.mu.Unlock()
 	delete(h.queues, s)
 	delete(h.live[node], s)
-	if len(h.live[node]) == 0 {
+	last := len(h.live[node]) == 0 // the node's locks go with its last session
+	if last {
 		delete(h.live, node)
 	}
 	owner := h.owners[node] == s
@@ -288,14 +289,22 @@ func (h *Hub) disconnected(s *session.Session, node identity.NodeID) bool {
 	}
 	for _, d := range h.devices {
 		delete(d.subscribers, s)
-		if d.lockedBy == node {
+		if last && d.lockedBy == node {
 			d.lockedBy, d.lockExpires = identity.NodeID{}, time.Time{}
 		}
 	}
 	for id, p := range h.relays {
-		if p.client == s {
+		switch {
+		case p.client == s:
 			h.stopRelay(p)
 			delete(h.relays, id)
+		case owner && p.owner == node:
+			// Nobody is left to answer: say so now, not after relayTimeout.
+			h.stopRelay(p)
+			delete(h.relays, id)
+			if b, err := errorPayload(p.req, ErrOffline); err == nil {
+				h.push(p.client, wire.OpError, b)
+			}
 		}
 	}
 	return owner

@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/myclerk/myclerk-bridge/node/ops"
 	"github.com/myclerk/myclerk-bridge/node/session"
@@ -12,6 +13,10 @@ import (
 // DefaultSendQueue is how many messages the hub queues for one session
 // when Config.SendQueue is 0 (PROFILE.md §P42).
 const DefaultSendQueue = 256
+
+// sendTimeout bounds one queued message's write: a session whose peer
+// takes longer to read it is ended (PROFILE.md §P42).
+const sendTimeout = 10 * time.Second
 
 // OverflowKind is the DEVICE_EVENT kind that tells a session it lost a
 // subscription because its send queue was full.
@@ -99,10 +104,21 @@ func (q *outbox) run(ctx context.Context, h *Hub) {
 		q.items[0] = outMsg{}
 		q.items = q.items[1:]
 		q.mu.Unlock()
-		if err := q.s.Send(ctx, m.op, m.b); err != nil {
-			if ctx.Err() != nil {
-				return
-			}
+		sctx, cancel := context.WithTimeout(ctx, sendTimeout)
+		err := q.s.Send(sctx, m.op, m.b)
+		timedOut := sctx.Err() != nil && ctx.Err() == nil
+		cancel()
+		switch {
+		case err == nil:
+		case ctx.Err() != nil:
+			return
+		case timedOut:
+			// A peer that has not read for sendTimeout is gone, and a
+			// stream cut in the middle of a frame cannot go on.
+			h.cfg.Log.Warn().Stringer("op", m.op).Dur("after", sendTimeout).Msg("Ended a session whose peer stopped reading")
+			q.s.Abort()
+			return
+		default:
 			h.cfg.Log.Debug().Err(err).Stringer("op", m.op).Msg("Failed to deliver a queued message")
 		}
 	}

@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/myclerk/myclerk-bridge/node/identity"
@@ -106,6 +107,17 @@ func (h *Hub) persistDevice(ctx context.Context, owner identity.NodeID, dv ops.D
 	}
 	return h.cfg.Store.Devices.Put(ctx, &store.Device{ID: dv.ID, Owner: owner, Kind: dv.Kind, Name: dv.Name,
 		Capabilities: caps, AnnouncedAt: h.now(), Available: dv.Available})
+}
+
+// persistForget removes a device its node no longer announces.
+func (h *Hub) persistForget(ctx context.Context, id string) error {
+	if h.cfg.Store == nil {
+		return nil
+	}
+	if err := h.cfg.Store.Devices.Delete(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	return nil
 }
 
 func (h *Hub) persistAvailable(ctx context.Context, owner identity.NodeID, available bool) {

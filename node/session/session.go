@@ -653,6 +653,11 @@ func (s *Session) Revoke(ctx context.Context) error {
 	return err
 }
 
+// Abort ends the session at once without a word to the peer: for a peer
+// that stopped reading, whose writes would block (closing the connection
+// unblocks them).
+func (s *Session) Abort() { s.shutdown(ErrDeadPeer) }
+
 func (s *Session) shutdown(reason error) {
 	s.closeOnce.Do(func() {
 		if s.counted {

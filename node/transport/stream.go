@@ -27,7 +27,19 @@ type Stream struct {
 	hdr  [wire.LengthPrefixSize]byte
 	// limit bounds the frames read (SetReadLimit); 0 is wire.MaxFrameSize.
 	limit atomic.Int32
+	// wdeadline is the write deadline set for writes without a context's
+	// (guarded by wmu).
+	wdeadline time.Time
 }
+
+// WriteTimeout bounds a write whose context has no deadline of its own: a
+// peer that has not taken a frame for this long is gone, and its writers
+// would otherwise wait for it for ever (holding the session's send lock,
+// and with it the keepalive that would notice).
+const WriteTimeout = 30 * time.Second
+
+// writeTimeout is WriteTimeout; tests shorten it.
+var writeTimeout = WriteTimeout
 
 var _ ReadLimiter = (*Stream)(nil)
 
@@ -158,8 +170,21 @@ func (s *Stream) WriteFrameHeadroom(ctx context.Context, buf []byte) error {
 
 // write writes b, prefix and frame, in one call; wmu is held.
 func (s *Stream) write(ctx context.Context, b []byte) error {
-	if ctx.Done() != nil {
-		defer watch(ctx, s.c.SetWriteDeadline)()
+	switch _, has := ctx.Deadline(); {
+	case has:
+		defer watch(ctx, s.c.SetWriteDeadline)() // resets the deadline when done
+		s.wdeadline = time.Time{}
+	case ctx.Done() != nil:
+		defer watch(ctx, s.c.SetWriteDeadline)() // resets the deadline when done
+		s.c.SetWriteDeadline(time.Now().Add(writeTimeout))
+		s.wdeadline = time.Time{}
+	default:
+		// No context to bound the write: WriteTimeout does, moved on only
+		// once half of it has passed (no call per frame).
+		if now := time.Now(); now.Add(writeTimeout / 2).After(s.wdeadline) {
+			s.wdeadline = now.Add(writeTimeout)
+			s.c.SetWriteDeadline(s.wdeadline)
+		}
 	}
 	if _, err := s.c.Write(b); err != nil {
 		return s.fail(ctx, err)

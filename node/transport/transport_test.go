@@ -233,3 +233,29 @@ func TestReadLimit(t *testing.T) {
 		t.Fatalf("a 1 MiB prefix over an 8 KiB limit: %v", err)
 	}
 }
+
+// TestWriteTimeout: a write to a peer that never reads ends after
+// writeTimeout, whether or not its context can be cancelled, instead of
+// waiting for ever.
+func TestWriteTimeout(t *testing.T) {
+	defer func(d time.Duration) { writeTimeout = d }(writeTimeout)
+	writeTimeout = 200 * time.Millisecond
+	for name, ctx := range map[string]context.Context{"background": context.Background(), "cancellable": t.Context()} {
+		t.Run(name, func(t *testing.T) {
+			c1, c2 := net.Pipe() // unbuffered: a write waits for a read that never comes
+			defer c1.Close()
+			defer c2.Close()
+			s := NewStream(c1)
+			done := make(chan error, 1)
+			go func() { done <- s.WriteFrame(ctx, []byte("hello")) }()
+			select {
+			case err := <-done:
+				if err == nil {
+					t.Fatal("a write nobody read succeeded")
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("the write still waits for a peer that does not read")
+			}
+		})
+	}
+}

@@ -146,6 +146,9 @@ func (w *WebSocket) WriteFrame(ctx context.Context, frame []byte) error {
 	w.wmu.Lock()
 	defer w.wmu.Unlock()
 	defer watch(ctx, w.c.SetWriteDeadline)()
+	if _, has := ctx.Deadline(); !has {
+		w.c.SetWriteDeadline(time.Now().Add(writeTimeout)) // watch resets it
+	}
 	if err := w.c.WriteMessage(websocket.BinaryMessage, frame); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
