@@ -76,7 +76,7 @@ func startAttackHub(t *testing.T) *attackHub {
 	if err != nil {
 		t.Fatal(err)
 	}
-	block, err := runtime.NATSConfig(ctx, c, st)
+	block, err := runtime.NATSConfig(ctx, c, st, zerolog.Nop())
 	st.Close()
 	if err != nil {
 		t.Fatal(err)
