@@ -444,9 +444,14 @@ func StartHub(ctx context.Context, c *config.Config, log zerolog.Logger) (_ *Hub
 			return nil, err
 		}
 	}
-	r.Admission = session.NewAdmission(session.MaxHandshakes, session.MaxHandshakesPerSource)
 	trusted := *r
-	trusted.Admission = nil
+	// NATS has admission of its own (PROFILE.md §P41 rule 4): its source,
+	// the dialer's reply subject, is whatever the dialer claims, so it
+	// gets a cap for the transport and none per source, and an insider
+	// who fills it leaves the other transports' handshakes alone.
+	natsR := *r
+	natsR.Admission = session.NewAdmission(session.MaxNATSHandshakes, session.MaxNATSHandshakes)
+	r.Admission = session.NewAdmission(session.MaxHandshakes, session.MaxHandshakesPerSource)
 	refusals := ratelog.New(rejectLines, time.Minute, time.Now)
 	serveConn := func(r *session.Responder, conn transport.Conn) {
 		s, err := r.Accept(ctx, conn)
@@ -491,6 +496,7 @@ func StartHub(ctx context.Context, c *config.Config, log zerolog.Logger) (_ *Hub
 	}
 	h.serve = func(conn transport.Conn) { serveConn(r, conn) }
 	h.serveTrusted = func(conn transport.Conn) { serveConn(&trusted, conn) }
+	serveNATS := func(conn transport.Conn) { serveConn(&natsR, conn) }
 	h.Go(func() { h.watchRevocations(ctx) })
 	h.Go(func() { h.housekeep(ctx) })
 	if c.Listen.TCP != "" {
@@ -553,6 +559,7 @@ func StartHub(ctx context.Context, c *config.Config, log zerolog.Logger) (_ *Hub
 		if err != nil {
 			return nil, err
 		}
+		l.PeerToken = transport.NodeIDToken // nodes dial from their ID (Endpoint.Dial)
 		h.Addrs["nats"] = natsURL
 		h.Go(func() {
 			for {
@@ -560,7 +567,7 @@ func StartHub(ctx context.Context, c *config.Config, log zerolog.Logger) (_ *Hub
 				if err != nil {
 					return
 				}
-				if !h.Go(func() { h.serve(conn) }) {
+				if !h.Go(func() { serveNATS(conn) }) {
 					conn.Close()
 				}
 			}
