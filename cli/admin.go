@@ -8,6 +8,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/myclerk/myclerk-bridge/node/identity"
 	"github.com/myclerk/myclerk-bridge/node/runtime"
 	"github.com/myclerk/myclerk-bridge/node/session"
@@ -95,7 +97,7 @@ func adminMain(name string, args []string, env Env) int {
 		}
 		return 0
 	case "nats-config":
-		out, err := runtime.NATSConfig(ctx, c, st)
+		out, err := runtime.NATSConfig(ctx, c, st, zerolog.New(env.Stderr))
 		if err != nil {
 			return fail(1, "%v", err)
 		}

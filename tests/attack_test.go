@@ -76,7 +76,7 @@ func startAttackHub(t *testing.T) *attackHub {
 	if err != nil {
 		t.Fatal(err)
 	}
-	block, err := runtime.NATSConfig(ctx, c, st)
+	block, err := runtime.NATSConfig(ctx, c, st, zerolog.Nop())
 	st.Close()
 	if err != nil {
 		t.Fatal(err)
@@ -410,7 +410,7 @@ func TestStrangersBounded(t *testing.T) {
 	natsFlood := func(i int) {
 		defer wg.Done()
 		for n := 0; ctx.Err() == nil; n++ {
-			inbox := fmt.Sprintf("myclerk.%s.stranger%d.c.%016x", a.family, i, n)
+			inbox := fmt.Sprintf("myclerk.%s.%032x.c.%016x", a.family, i, n) // a dialer's form (§P41)
 			hello := make(chan *nats.Msg, 4)
 			sub, err := nc.ChanSubscribe(inbox, hello)
 			if err != nil {

@@ -246,6 +246,29 @@ func (h *Hub) nameFree(ctx context.Context, name string) error {
 	return nil
 }
 
+// keyFree refuses a public key that the hub or a node that is not
+// revoked holds (PROFILE.md §P35): an enrolment proves nothing about its
+// key, and NATS lets each key in with its owner's subjects (§P36), so a
+// second holder would take the hub's or a node's permissions.
+func (h *Hub) keyFree(ctx context.Context, pub ed25519.PublicKey) error {
+	if pub.Equal(h.Identity.Cert.PublicKey) {
+		return fmt.Errorf("%w: it is the hub's", session.ErrKeyEnrolled)
+	}
+	nodes, err := h.Store.Nodes.List(ctx)
+	if err != nil {
+		return err
+	}
+	for _, n := range nodes {
+		if n.Revoked() {
+			continue
+		}
+		if c, err := identity.ParseCertificate(n.Certificate); err == nil && c.PublicKey.Equal(pub) {
+			return fmt.Errorf("%w: node %s (\"%s\") holds it", session.ErrKeyEnrolled, n.ID, identity.Printable(n.Name))
+		}
+	}
+	return nil
+}
+
 // adminNamed returns the entry of acl.admins that name is in any ASCII
 // case, or "": an admin's name enrols only with a code bound to it
 // (PROFILE.md §P35), and a namesake in another case would keep the admin
@@ -262,6 +285,9 @@ func (h *Hub) adminNamed(name string) string {
 // registry. Enrolment answers only after it succeeded.
 func (h *Hub) record(ctx context.Context, cert *identity.Certificate) error {
 	if err := h.nameFree(ctx, cert.Name); err != nil {
+		return err
+	}
+	if err := h.keyFree(ctx, cert.PublicKey); err != nil {
 		return err
 	}
 	b, err := cert.Marshal()
@@ -411,16 +437,21 @@ func StartHub(ctx context.Context, c *config.Config, log zerolog.Logger) (_ *Hub
 		}
 		return revoked
 	}
-	enroller := &session.Enroller{Root: root, Codes: st.Codes, NameFree: h.nameFree, Enrolled: h.record, Admin: h.adminNamed}
+	enroller := &session.Enroller{Root: root, Codes: st.Codes, NameFree: h.nameFree, KeyFree: h.keyFree, Enrolled: h.record, Admin: h.adminNamed}
 	r := &session.Responder{Config: scfg, Enrol: enroller.Handle}
 	if c.Session.Tickets {
 		if r.Tickets, err = ticketIssuer(ctx, st); err != nil {
 			return nil, err
 		}
 	}
-	r.Admission = session.NewAdmission(session.MaxHandshakes, session.MaxHandshakesPerSource)
 	trusted := *r
-	trusted.Admission = nil
+	// NATS has admission of its own (PROFILE.md §P41 rule 4): its source,
+	// the dialer's reply subject, is whatever the dialer claims, so it
+	// gets a cap for the transport and none per source, and an insider
+	// who fills it leaves the other transports' handshakes alone.
+	natsR := *r
+	natsR.Admission = session.NewAdmission(session.MaxNATSHandshakes, session.MaxNATSHandshakes)
+	r.Admission = session.NewAdmission(session.MaxHandshakes, session.MaxHandshakesPerSource)
 	refusals := ratelog.New(rejectLines, time.Minute, time.Now)
 	serveConn := func(r *session.Responder, conn transport.Conn) {
 		s, err := r.Accept(ctx, conn)
@@ -465,6 +496,7 @@ func StartHub(ctx context.Context, c *config.Config, log zerolog.Logger) (_ *Hub
 	}
 	h.serve = func(conn transport.Conn) { serveConn(r, conn) }
 	h.serveTrusted = func(conn transport.Conn) { serveConn(&trusted, conn) }
+	serveNATS := func(conn transport.Conn) { serveConn(&natsR, conn) }
 	h.Go(func() { h.watchRevocations(ctx) })
 	h.Go(func() { h.housekeep(ctx) })
 	if c.Listen.TCP != "" {
@@ -508,7 +540,7 @@ func StartHub(ctx context.Context, c *config.Config, log zerolog.Logger) (_ *Hub
 	natsURL := c.NATS.URL
 	if natsURL == "" && c.Listen.NATS != "" {
 		auth := &transport.NATSAuth{Load: func(ctx context.Context) ([]transport.NATSUser, error) {
-			return NATSUsers(ctx, st, root.Public(), id)
+			return NATSUsers(ctx, st, root.Public(), id, log)
 		}}
 		e, err := transport.StartEmbeddedNATS(ctx, c.Listen.NATS, auth)
 		if err != nil {
@@ -527,6 +559,7 @@ func StartHub(ctx context.Context, c *config.Config, log zerolog.Logger) (_ *Hub
 		if err != nil {
 			return nil, err
 		}
+		l.PeerToken = transport.NodeIDToken // nodes dial from their ID (Endpoint.Dial)
 		h.Addrs["nats"] = natsURL
 		h.Go(func() {
 			for {
@@ -534,7 +567,7 @@ func StartHub(ctx context.Context, c *config.Config, log zerolog.Logger) (_ *Hub
 				if err != nil {
 					return
 				}
-				if !h.Go(func() { h.serve(conn) }) {
+				if !h.Go(func() { serveNATS(conn) }) {
 					conn.Close()
 				}
 			}

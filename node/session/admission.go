@@ -18,10 +18,21 @@ const (
 	MaxHandshakes = 64
 
 	// MaxHandshakesPerSource bounds the handshakes from one source (an IP
-	// address on TCP and WebSocket, the dialer's subject prefix on NATS):
+	// address on TCP and WebSocket, the room on Matrix; NATS has no
+	// provable source, see MaxNATSHandshakes):
 	// one machine runs a few nodes, and one stranger cannot take every
 	// slot from everyone else.
 	MaxHandshakesPerSource = 16
+
+	// MaxNATSHandshakes bounds the handshakes a hub runs at once on NATS,
+	// apart from MaxHandshakes for the other transports. A NATS source is
+	// the dialer's reply subject, which needs no permission to claim, so
+	// an enrolled node could pose as any number of sources: NATS has a
+	// cap of its own and none per source, and an insider filling it
+	// shuts out NATS handshakes only, never TCP, WebSocket or Matrix
+	// ones. Half of MaxHandshakes: a family's members on NATS reconnect
+	// with backoff as they do elsewhere.
+	MaxNATSHandshakes = 32
 )
 
 // Admission caps the handshakes in progress, all together and per source.

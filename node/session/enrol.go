@@ -107,6 +107,13 @@ var (
 	ErrMatrixName = &wire.Error{Code: wire.CodeBadRequest, Reason: "a Matrix user ID is not enrolled with a pairing code"}
 )
 
+// ErrKeyEnrolled refuses an enrolment whose public key is the hub's or a
+// non-revoked node's (PROFILE.md §P35). The key needs no proof of
+// possession, and the NATS user table is keyed by it (§P36): with the
+// hub's key the hub would get a node's subjects, with a node's that node
+// the newcomer's. Like the other refusals it leaves the code valid.
+var ErrKeyEnrolled = &wire.Error{Code: wire.CodeConflict, Reason: "this key is already enrolled"}
+
 // ErrNotStored answers an enrolment the hub could not record: no
 // certificate is sent, since one the admin can neither see nor revoke
 // must not exist.
@@ -121,6 +128,10 @@ type Enroller struct {
 	// runs once the pairing code's proof holds and before the code is
 	// used; nil takes every valid name.
 	NameFree func(ctx context.Context, name string) error
+	// KeyFree refuses a public key that is the hub's or a non-revoked
+	// node's (ErrKeyEnrolled). It runs once the pairing code's proof
+	// holds and before the code is used; nil takes every key.
+	KeyFree func(ctx context.Context, pub ed25519.PublicKey) error
 	// Admin returns the admin (as acl.admins spells it) whose name name
 	// is in any ASCII case, or "": an admin's name enrols only with a
 	// code bound to it. Nil: no name is an admin's.
@@ -154,6 +165,11 @@ func (e *Enroller) Handle(ctx context.Context, s *Session, req *payload.EnrolReq
 		}
 		if e.NameFree != nil { // an admin enrolled already: the name is taken
 			if err := e.NameFree(ctx, req.Name); err != nil {
+				return err
+			}
+		}
+		if e.KeyFree != nil {
+			if err := e.KeyFree(ctx, pub); err != nil {
 				return err
 			}
 		}
@@ -222,6 +238,8 @@ func enrolRefusal(err error, name, admin string) string {
 		return fmt.Sprintf("\"%s\" is a Matrix user ID: the bridge makes those members itself; pair with a plain name (the code is still valid)", n)
 	case errors.Is(err, identity.ErrNameTaken):
 		return fmt.Sprintf("the name \"%s\" is taken in this family; pair again with another name (the code is still valid)", n)
+	case errors.Is(err, ErrKeyEnrolled):
+		return "this key is already enrolled in this family; pair again with a fresh key (the code is still valid)"
 	case errors.Is(err, identity.ErrName):
 		return fmt.Sprintf("invalid name \"%s\": want 1-%d letters, digits, '_' or '-' (the code is still valid)", n, identity.MaxPlainName)
 	}

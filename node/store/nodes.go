@@ -28,9 +28,12 @@ const (
 	setNodeLastSeenQuery = `UPDATE nodes SET last_seen = $2 WHERE node_id = $1`
 	// A name is unique among the nodes that are not revoked, whatever its
 	// ASCII case (migration 005's index).
-	nameTakenQuery   = `SELECT COUNT(*) FROM nodes WHERE lower(name) = lower($1) AND revoked_at IS NULL`
-	insertNodeQuery  = `INSERT INTO nodes (` + nodeColumns + `) VALUES ($1, $2, $3, $4, $5, $6, $7)`
-	revokedNamesakes = `SELECT node_id FROM nodes WHERE lower(name) = lower($1) AND revoked_at IS NOT NULL`
+	nameTakenQuery  = `SELECT COUNT(*) FROM nodes WHERE lower(name) = lower($1) AND revoked_at IS NULL`
+	insertNodeQuery = `INSERT INTO nodes (` + nodeColumns + `) VALUES ($1, $2, $3, $4, $5, $6, $7)`
+	// A hand-over is of the devices whose IDs carry the new node's name,
+	// so only revoked nodes of exactly that name hand theirs over: a new
+	// "pi" announces "pi/temp", never the revoked "Pi"'s "Pi/temp".
+	revokedNamesakes = `SELECT node_id FROM nodes WHERE name = $1 AND revoked_at IS NOT NULL`
 	namesakeDevices  = `SELECT device_id FROM devices WHERE owner IN (` + revokedNamesakes + `) ORDER BY device_id`
 	handOverDevices  = `UPDATE devices SET owner = $2 WHERE owner IN (` + revokedNamesakes + `)`
 )
@@ -157,7 +160,7 @@ func (q *NodeQuery) NameTaken(ctx context.Context, name string) (bool, error) {
 
 // Enrol adds a new node. A name a live node holds is refused with
 // identity.ErrNameTaken (the unique index decides a race). The devices of
-// revoked nodes of the same name pass to the new node in the same
+// revoked nodes of exactly the same name (case included) pass to the new node in the same
 // transaction (a node paired again after its revocation keeps its
 // devices, whose IDs carry the name); Enrol returns their IDs.
 func (q *NodeQuery) Enrol(ctx context.Context, n *Node) (handed []string, err error) {

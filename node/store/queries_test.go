@@ -746,3 +746,38 @@ func testUniqueNames(t *testing.T, b backend) {
 		t.Errorf("Enrol of a third pi = %v, want ErrNameTaken", err)
 	}
 }
+
+// testHandOverExactName: a hand-over is of the devices whose IDs carry
+// the new node's name, so only a revoked node of exactly that name hands
+// its devices over; one in another case keeps them (the new node would
+// announce other device IDs and leave them unavailable for good).
+func testHandOverExactName(t *testing.T, b backend) {
+	ctx := t.Context()
+	s, _ := open(t, b)
+	old := testNode(1, "Pi")
+	_, err := s.Nodes.Enrol(ctx, old)
+	must(t, err)
+	must(t, s.Devices.Put(ctx, &Device{ID: "Pi/temp", Owner: old.ID, Kind: "sensor", AnnouncedAt: at(1)}))
+	must(t, s.Nodes.Revoke(ctx, old.ID, at(30)))
+
+	lower := testNode(2, "pi")
+	handed, err := s.Nodes.Enrol(ctx, lower)
+	must(t, err)
+	if len(handed) != 0 {
+		t.Errorf("a new \"pi\" was handed %v, want nothing", handed)
+	}
+	if d, err := s.Devices.Get(ctx, "Pi/temp"); err != nil || d.Owner != old.ID {
+		t.Errorf("Pi/temp after pi enrolled: %+v, %v; want it still owned by the revoked Pi", d, err)
+	}
+
+	must(t, s.Nodes.Revoke(ctx, lower.ID, at(40)))
+	same := testNode(3, "Pi")
+	handed, err = s.Nodes.Enrol(ctx, same)
+	must(t, err)
+	if want := []string{"Pi/temp"}; !reflect.DeepEqual(handed, want) {
+		t.Errorf("a new \"Pi\" was handed %v, want %v", handed, want)
+	}
+	if d, err := s.Devices.Get(ctx, "Pi/temp"); err != nil || d.Owner != same.ID {
+		t.Errorf("Pi/temp after Pi enrolled again: %+v, %v; want it owned by the new Pi", d, err)
+	}
+}

@@ -43,6 +43,7 @@ var suite = []struct {
 	{"Nodes", testNodes},
 	{"UniqueNames", testUniqueNames},
 	{"UniqueNamesMigration", testUniqueNamesMigration},
+	{"HandOverExactName", testHandOverExactName},
 	{"Devices", testDevices},
 	{"Routes", testRoutes},
 	{"ACLs", testACLs},

@@ -468,13 +468,54 @@ func (c *NATSConn) Close() error {
 
 // NATSListener accepts connections on a node's accept subject.
 type NATSListener struct {
+	// PeerToken, when set before Accept is called, says which node
+	// tokens a dialer's connection subject may carry; nil takes any
+	// subject token. A hub takes only node IDs (NodeIDToken).
+	PeerToken func(token string) bool
+
 	nc           *nats.Conn
 	family, node string
 	sub          *nats.Subscription
 	in           chan *nats.Msg
 	closed       chan struct{}
 	closeOnce    sync.Once
+	refused      atomic.Int64
 }
+
+// NodeIDToken reports whether token is a node ID in hex (32 lowercase
+// hex digits), the token a node dials from.
+func NodeIDToken(token string) bool { return isHex(token, 32) }
+
+func isHex(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// dialerSubject reports whether reply is a dialer's connection subject in
+// l's family: myclerk.<family>.<token>.c.<16 hex digits>, the token one
+// PeerToken takes.
+func (l *NATSListener) dialerSubject(reply string) bool {
+	rest, ok := strings.CutPrefix(reply, "myclerk."+l.family+".")
+	if !ok {
+		return false
+	}
+	token, id, ok := strings.Cut(rest, ".c.")
+	if !ok || !validToken(token) || !isHex(id, 16) {
+		return false
+	}
+	return l.PeerToken == nil || l.PeerToken(token)
+}
+
+// Refused returns how many connection attempts Accept dropped for their
+// reply subject.
+func (l *NATSListener) Refused() int64 { return l.refused.Load() }
 
 // ListenNATS starts accepting connections for node of family.
 func ListenNATS(nc *nats.Conn, family, node string) (*NATSListener, error) {
@@ -501,6 +542,13 @@ func (l *NATSListener) Accept(ctx context.Context) (*NATSConn, error) {
 		case m := <-l.in:
 			if m.Reply == "" || len(m.Data) > wire.MaxFrameSize {
 				continue // not a connection attempt
+			}
+			if !l.dialerSubject(m.Reply) {
+				// A reply subject needs no permission to claim: one not
+				// of a dialer's form is refused before it costs a
+				// handshake (PROFILE.md §P41 rule 4), and not answered.
+				l.refused.Add(1)
+				continue
 			}
 			c, err := newNATSConn(l.nc, l.family, l.node, false)
 			if err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -245,11 +246,11 @@ func TestNATSOlderPeers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	hello, err := nc.SubscribeSync("older.dialer")
+	hello, err := nc.SubscribeSync("myclerk.fam.older.c.0123456789abcdef")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := nc.PublishMsg(&nats.Msg{Subject: AcceptSubject("fam", "newhub"), Reply: "older.dialer", Data: []byte{0x19, 0}}); err != nil {
+	if err := nc.PublishMsg(&nats.Msg{Subject: AcceptSubject("fam", "newhub"), Reply: "myclerk.fam.older.c.0123456789abcdef", Data: []byte{0x19, 0}}); err != nil {
 		t.Fatal(err)
 	}
 	c, err := l.Accept(ctx)
@@ -302,5 +303,51 @@ func TestNATSQueuedFrameFailure(t *testing.T) {
 	defer d.wmu.Unlock()
 	if d.werr != nil {
 		t.Error("the error was kept after it was reported")
+	}
+}
+
+// TestNATSReplySubjects: a reply subject needs no permission to claim, so
+// the listener takes a connection attempt only from a dialer's connection
+// subject (myclerk.<family>.<node ID>.c.<16 hex digits> for a hub); any
+// other is dropped unanswered and counted.
+func TestNATSReplySubjects(t *testing.T) {
+	nc := natsClients(t, 1)[0]
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	l, err := ListenNATS(nc, "fam", "hub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	l.PeerToken = NodeIDToken
+	node := strings.Repeat("0a", 16)
+	bad := []string{
+		"_INBOX.abc",
+		"myclerk.fam." + node + ".accept",
+		"myclerk.other." + node + ".c.0123456789abcdef",
+		"myclerk.fam.pi.c.0123456789abcdef",
+		"myclerk.fam." + strings.ToUpper(node) + ".c.0123456789abcdef",
+		"myclerk.fam." + node + "0.c.0123456789abcdef",
+		"myclerk.fam." + node + ".c.0123456789abcdeg",
+		"myclerk.fam." + node + ".c.0123456789abcdef0",
+		"myclerk.fam." + node + ".c.0123456789abcdef.x",
+		"myclerk.fam.x." + node + ".c.0123456789abcdef",
+	}
+	good := "myclerk.fam." + node + ".c.0123456789abcdef"
+	for _, reply := range append(bad, good) {
+		if err := nc.PublishMsg(&nats.Msg{Subject: AcceptSubject("fam", "hub"), Reply: reply, Data: []byte{0x19, 0}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := l.Accept(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if got := c.RemoteAddr(); got != "nats "+good {
+		t.Errorf("accepted %s, want only %s", got, good)
+	}
+	if n := l.Refused(); n != int64(len(bad)) {
+		t.Errorf("%d attempts refused, want %d", n, len(bad))
 	}
 }

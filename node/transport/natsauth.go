@@ -133,8 +133,9 @@ const natsLoadTimeout = 5 * time.Second
 // returns, and gets that user's permissions. It implements
 // server.Authentication.
 type NATSAuth struct {
-	// Load returns the users let in now (the hub's enrolled, non-revoked
-	// nodes and the hub itself).
+	// Load returns the users let in now (the hub itself, first, and its
+	// enrolled, non-revoked nodes). Of entries with the same key the
+	// first counts.
 	Load func(context.Context) ([]NATSUser, error)
 
 	loadMu sync.Mutex // held while loading: one load at a time
@@ -165,6 +166,12 @@ func (a *NATSAuth) refresh(ctx context.Context) error {
 	}
 	m := make(map[string]NATSUser, len(users))
 	for _, u := range users {
+		if _, ok := m[u.Nkey]; ok {
+			// The first holder of a key keeps it: Load lists the hub
+			// first, so no node ever takes the hub's subjects (a key
+			// enrolled twice would otherwise give the later entry's).
+			continue
+		}
 		m[u.Nkey] = u
 	}
 	a.mu.Lock()

@@ -325,3 +325,36 @@ func TestEmbeddedNATSStrangerFlood(t *testing.T) {
 		t.Fatalf("%d refused connects in %v made %d loads of the users, want at most %d", attempts, elapsed, loads, max)
 	}
 }
+
+// TestNATSAuthDuplicateKeys: of users with the same key the first counts,
+// so a node listed after the hub with the hub's key (enrolled before
+// enrolment refused such keys) never takes the hub's subjects.
+func TestNATSAuthDuplicateKeys(t *testing.T) {
+	hubKey, piKey := newKey(t).Public().(ed25519.PublicKey), newKey(t).Public().(ed25519.PublicKey)
+	hub, err := HubNATSUser("fam", "hub", "hub", hubKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evil, err := NodeNATSUser("fam", "hub", "evil", "evil", hubKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pi, err := NodeNATSUser("fam", "hub", "pi", "pi", piKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	thief, err := NodeNATSUser("fam", "hub", "thief", "thief", piKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &NATSAuth{Load: func(context.Context) ([]NATSUser, error) { return []NATSUser{hub, evil, pi, thief}, nil }}
+	if err := a.Refresh(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []NATSUser{hub, pi} {
+		got, ok := a.find(want.Nkey)
+		if !ok || got.Name != want.Name || strings.Join(got.Subscribe, " ") != strings.Join(want.Subscribe, " ") {
+			t.Errorf("key of %s: %+v, %v; want its own subjects %v", want.Name, got, ok, want.Subscribe)
+		}
+	}
+}
