@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -26,6 +27,13 @@ import (
 
 // EventBuffer is the capacity of the Events channel.
 const EventBuffer = 256
+
+// DefaultTimeout bounds a Call whose context has no deadline: a hub that
+// never answers one is an error (TIMEOUT), not a wait for ever.
+const DefaultTimeout = 30 * time.Second
+
+// errNoAnswer is the cause of a Call that ran out of its DefaultTimeout.
+var errNoAnswer = &wire.Error{Code: wire.CodeTimeout, Reason: "no answer from the hub"}
 
 // ErrRunning is returned by a second call of Run.
 var ErrRunning = errors.New("client: Run called more than once")
@@ -49,6 +57,10 @@ type Client struct {
 	pending map[uint32]chan result // buffered 1; removed by whoever ends the call
 	ended   bool                   // Run has returned
 	err     error                  // why Run returned
+
+	// Timeout bounds each Call whose context has no deadline; 0 is
+	// DefaultTimeout. Set it before the first Call.
+	Timeout time.Duration
 
 	started atomic.Bool
 	events  chan ops.Event
@@ -219,6 +231,15 @@ func (c *Client) Call(ctx context.Context, op wire.Op, req ops.Request) (ops.Rep
 	if err := ctx.Err(); err != nil {
 		return ops.Reply{}, err
 	}
+	if _, has := ctx.Deadline(); !has {
+		timeout := c.Timeout
+		if timeout <= 0 {
+			timeout = DefaultTimeout
+		}
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, timeout, fmt.Errorf("%v: no answer within %v: %w", op, timeout, errNoAnswer))
+		defer cancel()
+	}
 	id, ch, err := c.register()
 	if err != nil {
 		return ops.Reply{}, err
@@ -244,6 +265,9 @@ func (c *Client) Call(ctx context.Context, op wire.Op, req ops.Request) (ops.Rep
 		return res.reply, res.err
 	case <-ctx.Done():
 		c.forget(id)
+		if cause := context.Cause(ctx); errors.Is(cause, errNoAnswer) {
+			return ops.Reply{}, cause
+		}
 		return ops.Reply{}, ctx.Err()
 	}
 }

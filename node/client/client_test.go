@@ -529,3 +529,28 @@ func wantEventsClosed(t *testing.T, c *Client) {
 		t.Error("Events not closed")
 	}
 }
+
+// TestCallTimeout: a call whose context has no deadline ends after the
+// client's Timeout with TIMEOUT, when the hub never answers it.
+func TestCallTimeout(t *testing.T) {
+	w := newWorld(t, hub.Config{DefaultMode: ops.ModeReadWrite})
+	w.startSilentNode("quiet")
+	c, _ := w.startClient(context.Background(), "phone")
+	c.Timeout = 100 * time.Millisecond
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Call(context.Background(), wire.OpDeviceConfigure, ops.Request{Device: "quiet/dev"})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if wire.CodeOf(err) != wire.CodeTimeout {
+			t.Errorf("Call: %v, want TIMEOUT", err)
+		}
+	case <-time.After(wait):
+		t.Fatal("a call without a deadline waits for ever")
+	}
+	if n := c.pendingLen(); n != 0 {
+		t.Errorf("%d calls still pending", n)
+	}
+}
