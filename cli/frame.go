@@ -69,7 +69,7 @@ type keyFlags struct {
 func (k *keyFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&k.keys, "keys", "", "key material: a JSON file or inline JSON {session_key, transcript_hash, initiator_key, responder_key} (hex)")
 	fs.StringVar(&k.direction, "direction", "i2r", "direction of the frame: i2r (initiator to responder) or r2i")
-	fs.UintVar(&k.epoch, "epoch", 0, "key epoch of Tier 3 frames (Tiers 4-5 carry theirs in Key ID)")
+	fs.UintVar(&k.epoch, "epoch", 0, "the receiver's key epoch: frames of it and of the next open (a Tier 4-5 frame's Key ID says which; PROFILE.md §P16)")
 }
 
 func (k *keyFlags) load() (*inspect.KeyMaterial, wire.Direction, error) {

@@ -156,7 +156,7 @@ type Frame struct {
 	Compressed bool      `json:"compressed,omitempty"`
 	Fragmented bool      `json:"fragmented,omitempty"`
 	Encrypted  bool      `json:"encrypted,omitempty"`
-	Op         string    `json:"op,omitempty"` // "0x0624" or a name
+	Op         OpText    `json:"op,omitempty"` // "0x0624"; read also as a name or a JSON number
 	OpName     string    `json:"op_name,omitempty"`
 	OpRange    string    `json:"op_range,omitempty"`
 	Sequence   *uint8    `json:"sequence,omitempty"`
@@ -181,7 +181,7 @@ type Frame struct {
 type Options struct {
 	Keys      *KeyMaterial
 	Direction wire.Direction
-	Epoch     uint32    // Tier 3 epoch (Tiers 4-5 name theirs in Key ID)
+	Epoch     uint32    // the receiver's key epoch (a Tier 4-5 frame's Key ID must be it or the next)
 	Largest   *uint64   // largest counter already accepted, to steer recovery
 	Now       time.Time // the receiver's clock for the timestamp check
 	Skew      time.Duration
@@ -203,10 +203,11 @@ func Describe(b []byte, opts Options) Frame {
 		Compressed: fl&wire.FlagCompressed != 0, Fragmented: fl&wire.FlagFragmented != 0, Encrypted: fl&wire.FlagEncrypted != 0}
 	if out.Tier == 0 && fl>>6 == wire.Version {
 		// Legal only as the plaintext of a TUNNEL frame: show it as one.
+		// Whatever else its flags say, a Tier 0 frame on its own is this
+		// error (§P11); its payload is shown when it would parse inside a
+		// TUNNEL frame.
 		out.Error = wire.ErrTier0Outside.Reason
-		if _, p, err := wire.ParseTier0(b); err != nil {
-			out.Error = strings.TrimPrefix(err.Error(), "myclerk: ")
-		} else {
+		if _, p, err := wire.ParseTier0(b); err == nil {
 			out.Payload = Hex(p)
 		}
 		return out
@@ -253,7 +254,7 @@ func Describe(b []byte, opts Options) Frame {
 
 func fillHeader(out *Frame, h *wire.Header) {
 	out.Compressed, out.Fragmented, out.Encrypted = h.Compressed, h.Fragmented, h.Encrypted
-	out.Op = fmt.Sprintf("0x%04x", uint16(h.Op))
+	out.Op = OpText(fmt.Sprintf("0x%04x", uint16(h.Op)))
 	if i, ok := h.Op.Info(); ok {
 		out.OpName = i.Name
 	}
@@ -282,10 +283,10 @@ func open(out *Frame, b []byte, h *wire.Header, opts Options) {
 		out.OpenError = err.Error()
 		return
 	}
+	// The receiver is in opts.Epoch, as a session would be: it opens that
+	// epoch, the next and (in its grace) the previous; a Tier 4-5 frame's
+	// Key ID names its epoch, which must be one of those (§P16).
 	ep := opts.Epoch
-	if h.Tier >= wire.Tier4 {
-		ep = h.KeyID
-	}
 	var largest uint64
 	if opts.Largest != nil {
 		largest = *opts.Largest
@@ -320,6 +321,29 @@ func printable(b []byte) bool {
 func handshakeDigest(b []byte) []byte {
 	sum := sha256.Sum256(b[:len(b)-wire.TagSize])
 	return sum[:wire.TagSize]
+}
+
+// OpText is an op in JSON: written as a string ("0x0624"), read from a
+// string (a number in any base ParseOp takes, or a name) or a JSON number
+// (1572).
+type OpText string
+
+// UnmarshalJSON takes a JSON string or number.
+func (o *OpText) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] != '"' {
+		var n json.Number
+		if err := json.Unmarshal(b, &n); err != nil {
+			return fmt.Errorf("op: want a name or a number, got %s", b)
+		}
+		*o = OpText(n.String())
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*o = OpText(s)
+	return nil
 }
 
 // ParseOp reads an op as a number (0x0624, 1572) or a name (GPIO_LINE_SET).
@@ -361,7 +385,7 @@ func Encode(fr *Frame, opts EncodeOptions) ([]byte, error) {
 	if fr.Op == "" {
 		return nil, errors.New("op is required")
 	}
-	op, err := ParseOp(fr.Op)
+	op, err := ParseOp(string(fr.Op))
 	if err != nil {
 		return nil, err
 	}

@@ -36,7 +36,11 @@ func TestEncodeDescribeRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%+v: %v", fr, err)
 		}
-		d := Describe(b, Options{Keys: keys(), Direction: wire.ResponderToInitiator, Now: now})
+		var ep uint32
+		if fr.KeyID != nil {
+			ep = *fr.KeyID // the receiver is in the frame's epoch
+		}
+		d := Describe(b, Options{Keys: keys(), Direction: wire.ResponderToInitiator, Now: now, Epoch: ep})
 		if d.Error != "" || d.OpenError != "" {
 			t.Fatalf("tier %d %s: %s %s", fr.Tier, fr.Op, d.Error, d.OpenError)
 		}
@@ -131,4 +135,50 @@ func FuzzDescribe(f *testing.F) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// TestDescribeEpochs: a Tier 4-5 frame opens only in the receiver's epoch
+// or the next, as in a session (PROFILE.md §P16), whatever epoch its Key ID
+// names; and a Tier 0 first byte is "outside a sealed frame" whatever its
+// other flags (§P11).
+func TestDescribeEpochs(t *testing.T) {
+	ts := uint32(now.Unix())
+	fr := Frame{Tier: 4, Op: "DEVICE_LOCK", Encrypted: true, Timestamp: &ts, KeyID: ptr[uint32](2), Payload: Hex("k")}
+	b, err := Encode(&fr, EncodeOptions{Keys: keys(), Direction: wire.ResponderToInitiator, Epoch: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		epoch uint32
+		want  string
+	}{{2, ""}, {1, ""}, {0, "unknown key epoch"}, {3, "unknown key epoch"}} {
+		d := Describe(b, Options{Keys: keys(), Direction: wire.ResponderToInitiator, Now: now, Epoch: tc.epoch})
+		if !strings.Contains(d.OpenError, tc.want) || (tc.want == "") != (d.Opened != nil) {
+			t.Errorf("receiver in epoch %d: open error %q, want %q", tc.epoch, d.OpenError, tc.want)
+		}
+	}
+	for _, first := range []byte{0x00, 0x01, 0x02, 0x04, 0x07} {
+		if d := Describe([]byte{first, 1, 2}, Options{}); d.Error != wire.ErrTier0Outside.Reason {
+			t.Errorf("first byte %#02x: %q, want %q", first, d.Error, wire.ErrTier0Outside.Reason)
+		}
+	}
+}
+
+// TestEncodeOpAsNumber: `op` may be a name, a string number or a JSON
+// number.
+func TestEncodeOpAsNumber(t *testing.T) {
+	for _, in := range []string{`{"tier":1,"op":1,"sequence":7}`, `{"tier":1,"op":"1","sequence":7}`, `{"tier":1,"op":"0x0001","sequence":7}`, `{"tier":1,"op":"KEEPALIVE","sequence":7}`} {
+		var fr Frame
+		if err := json.Unmarshal([]byte(in), &fr); err != nil {
+			t.Fatalf("%s: %v", in, err)
+		}
+		b, err := Encode(&fr, EncodeOptions{})
+		if err != nil || string(b) != "\x08\x00\x01\x07" {
+			t.Errorf("%s: %x %v", in, b, err)
+		}
+	}
+	var fr Frame
+	if err := json.Unmarshal([]byte(`{"tier":1,"op":true}`), &fr); err == nil {
+		t.Error("op true accepted")
+	}
 }
