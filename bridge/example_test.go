@@ -66,4 +66,8 @@ func TestRegistrationExample(t *testing.T) {
 	if reg.ID != "myclerk" || len(reg.Namespaces.UserIDs) != 2 || !reg.Namespaces.UserIDs[1].Exclusive {
 		t.Errorf("registration example: %+v", reg)
 	}
+	// Its keys are the ones the library reads (and register writes).
+	if !reg.EphemeralEvents || !reg.SoruEphemeralEvents {
+		t.Errorf("registration example: ephemeral events %v, %v", reg.EphemeralEvents, reg.SoruEphemeralEvents)
+	}
 }
