@@ -171,7 +171,7 @@ func sendError(ctx context.Context, s *session.Session, ref uint32, err error) e
 	if code == wire.CodeInternalError {
 		code = wire.CodeBadRequest
 	}
-	e := payload.Error{Code: code, RefSeq: ref, Message: err.Error()}
+	e := payload.Error{Code: code, RefSeq: ref, Message: payload.ShortMessage(err.Error())}
 	b, merr := e.Marshal()
 	if merr != nil {
 		return merr

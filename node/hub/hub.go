@@ -140,18 +140,13 @@ type Hub struct {
 
 // New returns an empty hub.
 func New(cfg Config) *Hub {
-	return &Hub{cfg: cfg, devices: map[string]*device{}, owners: map[identity.NodeID]*session.Session{},
+	h := &Hub{cfg: cfg, devices: map[string]*device{}, owners: map[identity.NodeID]*session.Session{},
 		labels: map[identity.NodeID]string{}, revoked: map[identity.NodeID]bool{}, acl: map[string]map[identity.NodeID]ops.Mode{},
 		routes: map[uint64]route{}, relays: map[uint32]pending{}, live: map[identity.NodeID]map[*session.Session]bool{},
 		foreign: map[identity.NodeID]bool{}, queues: map[*session.Session]*outbox{},
-		rejects: ratelog.New(rejectLines, time.Minute, clockOf(cfg))}
-}
-
-func clockOf(cfg Config) func() time.Time {
-	if cfg.Clock != nil {
-		return cfg.Clock
 	}
-	return time.Now
+	h.rejects = ratelog.New(rejectLines, time.Minute, h.now)
+	return h
 }
 
 // Close stops the relay timeouts and waits for those already running;
@@ -344,25 +339,18 @@ func (h *Hub) reply(ctx context.Context, s *session.Session, op wire.Op, r ops.R
 }
 
 func sendError(ctx context.Context, s *session.Session, req uint32, err error) error {
-	b, merr := errorPayload(req, err)
-	if merr != nil {
-		return merr
-	}
-	if serr := s.Send(ctx, wire.OpError, b); serr != nil {
-		return serr
-	}
-	return err
+	return sendErrorMessage(ctx, s, req, err, wire.ReasonOf(err))
 }
 
-// sendDetail is sendError with err's whole text as the message (at most
-// 256 bytes), for a refusal the peer needs the details of to fix (an
-// announcement over a limit); sendError sends only the reason.
+// sendDetail is sendError with err's whole text as the message, for a
+// refusal the peer needs the details of to fix (an announcement over a
+// limit); sendError sends only the reason.
 func sendDetail(ctx context.Context, s *session.Session, req uint32, err error) error {
-	msg := err.Error()
-	if len(msg) > 256 {
-		msg = msg[:253] + "..."
-	}
-	b, merr := (&payload.Error{Code: wire.CodeOf(err), RefSeq: req, Message: strings.ToValidUTF8(msg, "?")}).Marshal()
+	return sendErrorMessage(ctx, s, req, err, payload.ShortMessage(err.Error()))
+}
+
+func sendErrorMessage(ctx context.Context, s *session.Session, req uint32, err error, msg string) error {
+	b, merr := (&payload.Error{Code: wire.CodeOf(err), RefSeq: req, Message: msg}).Marshal()
 	if merr != nil {
 		return merr
 	}

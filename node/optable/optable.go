@@ -210,16 +210,6 @@ func Commands() []Entry {
 	return out
 }
 
-// Command returns the entry of a CLI or chat command ("lock").
-func Command(name string) (*Entry, bool) {
-	for i := range table {
-		if table[i].Command == name {
-			return &table[i], true
-		}
-	}
-	return nil, false
-}
-
 // Usage is one line of help for e's command: "lock DEVICE [SECONDS]",
 // padded to width, then the help and what the command needs.
 func (e *Entry) Usage(width int) string {

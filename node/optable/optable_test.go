@@ -90,9 +90,6 @@ func TestEntriesAreConsistent(t *testing.T) {
 	if e, ok := Lookup(0x0700); ok || e.Served || e.Op != 0x0700 {
 		t.Errorf("undefined op: %+v %v", e, ok)
 	}
-	if e, ok := Command("lock"); !ok || e.Op != wire.OpDeviceLock {
-		t.Errorf("Command(lock) = %+v", e)
-	}
 }
 
 // TestProfileAgrees: PROFILE.md §P42 prints this table.

@@ -2,6 +2,7 @@ package payload
 
 import (
 	"math"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/myclerk/myclerk-bridge/wire"
@@ -89,4 +90,13 @@ func (p *Error) Unmarshal(b []byte) error {
 		*p = v
 	}
 	return err
+}
+
+// ShortMessage is s as an ERROR message may carry it: at most
+// MaxMessageLen bytes of valid UTF-8, a cut marked with "...".
+func ShortMessage(s string) string {
+	if len(s) > MaxMessageLen {
+		s = s[:MaxMessageLen-3] + "..."
+	}
+	return strings.ToValidUTF8(s, "?")
 }

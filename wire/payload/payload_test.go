@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/vmihailenco/msgpack/v5"
 
@@ -599,5 +600,26 @@ func BenchmarkUnmarshalSessionInit(b *testing.B) {
 		if err := p.Unmarshal(in); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestShortMessage(t *testing.T) {
+	long := strings.Repeat("é", 200) // 400 bytes
+	for _, tc := range []struct{ in, want string }{
+		{"short", "short"},
+		{strings.Repeat("a", MaxMessageLen), strings.Repeat("a", MaxMessageLen)},
+		{strings.Repeat("a", MaxMessageLen+1), strings.Repeat("a", MaxMessageLen-3) + "..."},
+		{"bad \xff byte", "bad ? byte"},
+	} {
+		if got := ShortMessage(tc.in); got != tc.want {
+			t.Errorf("ShortMessage(%q) = %q", tc.in, got)
+		}
+	}
+	got := ShortMessage(long)
+	if len(got) > MaxMessageLen || !utf8.ValidString(got) || !strings.HasSuffix(got, "...") {
+		t.Errorf("a cut in a character: %d bytes, valid %v", len(got), utf8.ValidString(got))
+	}
+	if _, err := (&Error{Code: 0x10, Message: got}).Marshal(); err != nil {
+		t.Error(err)
 	}
 }
